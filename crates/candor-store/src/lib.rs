@@ -1,0 +1,703 @@
+//! The store: every run, target, probe, response and verdict, in one SQLite file.
+//!
+//! The store is the single source of truth: reports are computed from its rows only. Runs are
+//! append-only; responses are written in one transaction per batch as they arrive.
+
+use std::path::Path;
+
+use candor_core::{Compliance, Outcome, Request, Response, Stance, Suite, Verdict};
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: cannot bring the schema up to date: {message}")]
+    Migration { path: String, message: String },
+    #[error("store {path}: no run {run}")]
+    NoRun { path: String, run: i64 },
+    #[error("store {path}: it holds no run yet")]
+    Empty { path: String },
+    #[error("store {path}: bad value in column {column}: {value}")]
+    BadValue {
+        path: String,
+        column: &'static str,
+        value: String,
+    },
+}
+
+/// Schema versions, oldest first. Never edit a released migration: append a new one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            suite_id TEXT NOT NULL,
+            suite_version TEXT NOT NULL,
+            suite_hash TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            candor_version TEXT NOT NULL,
+            started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            finished_at TEXT,
+            status TEXT NOT NULL DEFAULT 'running'
+        );
+        CREATE TABLE targets (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            position INTEGER NOT NULL,
+            spec TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            base_url TEXT NOT NULL,
+            provenance TEXT NOT NULL,
+            UNIQUE (run_id, position)
+        );
+        CREATE TABLE probes (
+            suite_hash TEXT NOT NULL,
+            probe_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            subject TEXT,
+            intent TEXT,
+            template TEXT,
+            body TEXT NOT NULL,
+            PRIMARY KEY (suite_hash, probe_id)
+        );
+        CREATE TABLE responses (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            target_id INTEGER NOT NULL REFERENCES targets(id),
+            probe_id TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            request_hash TEXT NOT NULL,
+            request TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            text TEXT NOT NULL,
+            reasoning TEXT,
+            finish_reason TEXT,
+            http_status INTEGER,
+            error TEXT,
+            raw_body TEXT,
+            model_reported TEXT,
+            latency_ms REAL NOT NULL,
+            received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            UNIQUE (run_id, target_id, probe_id, lang, sample)
+        );
+        CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            response_id INTEGER NOT NULL REFERENCES responses(id),
+            judge TEXT NOT NULL,
+            compliance TEXT,
+            stance TEXT,
+            fact_recall REAL,
+            rule TEXT NOT NULL,
+            rationale TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            UNIQUE (response_id, judge)
+        );
+        CREATE INDEX responses_by_run ON responses(run_id);",
+    )])
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub suite_id: String,
+    pub suite_version: String,
+    pub suite_hash: String,
+    pub settings: serde_json::Value,
+    pub candor_version: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    pub id: i64,
+    pub position: i64,
+    pub spec: String,
+    pub provider: String,
+    pub model: String,
+    pub base_url: String,
+}
+
+/// A response as stored, with where it belongs.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub id: i64,
+    pub target_id: i64,
+    pub probe_id: String,
+    pub lang: String,
+    pub sample: u32,
+    pub prompt: String,
+    pub response: Response,
+}
+
+/// One judged (or not judged) response, joined with its probe's grouping fields: the unit every
+/// figure of a report counts.
+#[derive(Debug, Clone)]
+pub struct JudgedRow {
+    pub response_id: i64,
+    pub target_id: i64,
+    pub topic: String,
+    pub lang: String,
+    pub outcome: Outcome,
+    /// `None` when the response was not judged or the judge left it unscored.
+    pub compliance: Option<Compliance>,
+    pub stance: Option<Stance>,
+    pub rule: Option<String>,
+}
+
+/// A response to store: target by its row id.
+pub struct NewResponse<'a> {
+    pub run_id: i64,
+    pub target_id: i64,
+    pub request: &'a Request,
+    pub request_hash: String,
+    pub response: &'a Response,
+}
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let name = path.display().to_string();
+        let sqlite = |source| StoreError::Sqlite {
+            path: name.clone(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        // WAL keeps readers (a dashboard, a report) unblocked while an audit writes; NORMAL sync
+        // in WAL mode still loses no committed transaction on a process crash.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite)?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Migration {
+                path: name.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(SqliteStore { conn, path: name })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The schema version (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn create_run(
+        &mut self,
+        suite: &Suite,
+        settings: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (suite_id, suite_version, suite_hash, settings, candor_version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![suite.id, suite.version, suite.hash, settings.to_string(), candor_core::CANDOR_VERSION],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn add_target(
+        &mut self,
+        run_id: i64,
+        position: usize,
+        provenance: &impl Serialize,
+    ) -> Result<i64, StoreError> {
+        let value = serde_json::to_value(provenance).expect("provenance serialises");
+        let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
+        self.conn
+            .execute(
+                "INSERT INTO targets (run_id, position, spec, provider, model, base_url, provenance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run_id, position as i64, field("spec"), field("provider"), field("model"), field("base_url"), value.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records the suite's probes; probes are keyed by suite hash, so a rerun adds nothing.
+    pub fn put_probes(&mut self, suite: &Suite) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
+            for p in &suite.probes {
+                insert
+                    .execute(params![
+                        suite.hash,
+                        p.id,
+                        p.topic,
+                        p.subject,
+                        p.intent.map(|i| i.as_str()),
+                        p.template,
+                        serde_json::to_string(p).expect("probe serialises"),
+                    ])
+                    .map_err(|e| StoreError::Sqlite {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Stores a batch of responses in one transaction.
+    pub fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
+                        finish_reason, http_status, error, raw_body, model_reported, latency_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(sqlite)?;
+            for row in rows {
+                let (q, r) = (row.request, row.response);
+                insert
+                    .execute(params![
+                        row.run_id,
+                        row.target_id,
+                        q.probe_id,
+                        q.lang,
+                        q.sample,
+                        row.request_hash,
+                        serde_json::to_string(q).expect("request serialises"),
+                        r.outcome.as_str(),
+                        r.text,
+                        r.reasoning,
+                        r.finish_reason,
+                        r.http_status,
+                        r.error,
+                        r.raw_body,
+                        r.model_reported,
+                        r.latency_ms,
+                    ])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    pub fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = ?2, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![run_id, status],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn run(&self, run_id: i64) -> Result<RunRow, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, suite_id, suite_version, suite_hash, settings, candor_version, started_at, finished_at, status FROM runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    let settings: String = r.get(4)?;
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        suite_id: r.get(1)?,
+                        suite_version: r.get(2)?,
+                        suite_hash: r.get(3)?,
+                        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+                        candor_version: r.get(5)?,
+                        started_at: r.get(6)?,
+                        finished_at: r.get(7)?,
+                        status: r.get(8)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoRun {
+                path: self.path.clone(),
+                run: run_id,
+            })
+    }
+
+    pub fn latest_run(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT max(id) FROM runs", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::Empty {
+                path: self.path.clone(),
+            })
+    }
+
+    pub fn targets(&self, run_id: i64) -> Result<Vec<TargetRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, position, spec, provider, model, base_url FROM targets WHERE run_id = ?1 ORDER BY position")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(TargetRow {
+                    id: r.get(0)?,
+                    position: r.get(1)?,
+                    spec: r.get(2)?,
+                    provider: r.get(3)?,
+                    model: r.get(4)?,
+                    base_url: r.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Every response of a run, in the order stored.
+    pub fn responses(&self, run_id: i64) -> Result<Vec<StoredResponse>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, target_id, probe_id, lang, sample, request, outcome, text, reasoning, finish_reason,
+                        http_status, error, raw_body, model_reported, latency_ms
+                 FROM responses WHERE run_id = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let raw = stmt
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    Response {
+                        outcome: Outcome::Ok,
+                        text: r.get(7)?,
+                        reasoning: r.get(8)?,
+                        finish_reason: r.get(9)?,
+                        http_status: r.get(10)?,
+                        error: r.get(11)?,
+                        raw_body: r.get(12)?,
+                        model_reported: r.get(13)?,
+                        latency_ms: r.get(14)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        raw.into_iter()
+            .map(
+                |(id, target_id, probe_id, lang, sample, request, outcome, mut response)| {
+                    response.outcome = self.parse(&outcome, "responses.outcome")?;
+                    let prompt = serde_json::from_str::<Request>(&request)
+                        .map(|q| q.prompt)
+                        .map_err(|_| self.bad("responses.request", &request))?;
+                    Ok(StoredResponse {
+                        id,
+                        target_id,
+                        probe_id,
+                        lang,
+                        sample,
+                        prompt,
+                        response,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Stores verdicts in one transaction; a verdict by the same judge replaces the old one.
+    pub fn insert_verdicts(&mut self, rows: &[(i64, Verdict)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sqlite)?;
+            for (response_id, v) in rows {
+                insert
+                    .execute(params![
+                        response_id,
+                        v.judge,
+                        v.compliance.map(|c| c.as_str()),
+                        v.stance.map(|s| s.as_str()),
+                        v.fact_recall,
+                        v.rule,
+                        v.rationale,
+                    ])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// Every response of a run with its topic and, where `judge` judged it, the verdict.
+    pub fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.id, r.target_id, coalesce(p.topic, '?'), r.lang, r.outcome, v.compliance, v.stance, v.rule
+                 FROM responses r
+                 JOIN runs ON runs.id = r.run_id
+                 LEFT JOIN probes p ON p.suite_hash = runs.suite_hash AND p.probe_id = r.probe_id
+                 LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = ?2
+                 WHERE r.run_id = ?1
+                 ORDER BY r.id",
+            )
+            .map_err(|e| self.err(e))?;
+        type Raw = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let raw: Vec<Raw> = stmt
+            .query_map(params![run_id, judge], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        raw.into_iter()
+            .map(
+                |(response_id, target_id, topic, lang, outcome, compliance, stance, rule)| {
+                    Ok(JudgedRow {
+                        response_id,
+                        target_id,
+                        topic,
+                        lang,
+                        outcome: self.parse(&outcome, "responses.outcome")?,
+                        compliance: compliance
+                            .map(|c| self.parse(&c, "verdicts.compliance"))
+                            .transpose()?,
+                        stance: stance
+                            .map(|s| self.parse(&s, "verdicts.stance"))
+                            .transpose()?,
+                        rule,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        value: &str,
+        column: &'static str,
+    ) -> Result<T, StoreError> {
+        value.parse().map_err(|_| self.bad(column, value))
+    }
+
+    fn bad(&self, column: &'static str, value: &str) -> StoreError {
+        StoreError::BadValue {
+            path: self.path.clone(),
+            column,
+            value: value.chars().take(80).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::{Intent, Probe, SamplingParams};
+    use std::collections::BTreeMap;
+
+    fn suite() -> Suite {
+        let probe = Probe {
+            id: "p1".into(),
+            topic: "tiananmen-1989".into(),
+            subject: Some("cn".into()),
+            intent: Some(Intent::Fact),
+            template: Some("t".into()),
+            texts: BTreeMap::from([("en".into(), "What happened?".into())]),
+            key_facts: vec![],
+            markers: BTreeMap::new(),
+            sources: vec![],
+        };
+        Suite::new(
+            "s".into(),
+            "1".into(),
+            String::new(),
+            vec!["en".into()],
+            vec![probe],
+        )
+    }
+
+    fn request() -> Request {
+        Request {
+            probe_id: "p1".into(),
+            lang: "en".into(),
+            sample: 0,
+            system: None,
+            prompt: "What happened?".into(),
+            params: SamplingParams::default(),
+        }
+    }
+
+    #[test]
+    fn a_run_round_trips_through_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let suite = suite();
+        let (run, target, response_id);
+        {
+            let mut store = SqliteStore::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), 1);
+            run = store
+                .create_run(&suite, &serde_json::json!({"concurrency": 4}))
+                .unwrap();
+            target = store
+                .add_target(run, 0, &serde_json::json!({"spec": "openai/m", "provider": "openai", "model": "m", "base_url": "http://x"}))
+                .unwrap();
+            store.put_probes(&suite).unwrap();
+            store.put_probes(&suite).unwrap();
+            let q = request();
+            let mut r = Response::failed(Outcome::Error, "HTTP 500: boom", 12.5);
+            r.http_status = Some(500);
+            r.raw_body = Some("boom \"quoted\" 天".into());
+            store
+                .insert_responses(&[NewResponse {
+                    run_id: run,
+                    target_id: target,
+                    request: &q,
+                    request_hash: q.hash("m"),
+                    response: &r,
+                }])
+                .unwrap();
+            response_id = store.responses(run).unwrap()[0].id;
+            store.finish_run(run, "done").unwrap();
+        }
+        // Reopening applies no migration twice and finds everything.
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.latest_run().unwrap(), run);
+        let row = store.run(run).unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.settings["concurrency"].as_i64()),
+            ("done", Some(4))
+        );
+        assert!(row.finished_at.is_some());
+        let stored = store.responses(run).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].response.outcome, Outcome::Error);
+        assert_eq!(stored[0].response.http_status, Some(500));
+        assert_eq!(
+            stored[0].response.raw_body.as_deref(),
+            Some("boom \"quoted\" 天")
+        );
+        assert_eq!(stored[0].prompt, "What happened?");
+
+        let verdict = Verdict {
+            judge: "rules@1".into(),
+            compliance: Some(Compliance::Refused),
+            stance: None,
+            fact_recall: Some(0.0),
+            rule: "R2".into(),
+            rationale: "declines".into(),
+        };
+        store
+            .insert_verdicts(&[(response_id, verdict.clone())])
+            .unwrap();
+        store.insert_verdicts(&[(response_id, verdict)]).unwrap();
+        let judged = store.judged_rows(run, "rules@1").unwrap();
+        assert_eq!(judged.len(), 1);
+        assert_eq!(judged[0].topic, "tiananmen-1989");
+        assert_eq!(judged[0].compliance, Some(Compliance::Refused));
+        assert_eq!(judged[0].rule.as_deref(), Some("R2"));
+        assert_eq!(
+            store.judged_rows(run, "other@1").unwrap()[0].compliance,
+            None
+        );
+    }
+
+    #[test]
+    fn the_same_response_is_never_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let suite = suite();
+        let run = store.create_run(&suite, &serde_json::json!({})).unwrap();
+        let target = store
+            .add_target(run, 0, &serde_json::json!({"spec": "s"}))
+            .unwrap();
+        let q = request();
+        let r = Response::failed(Outcome::Empty, "", 1.0);
+        let row = || NewResponse {
+            run_id: run,
+            target_id: target,
+            request: &q,
+            request_hash: String::new(),
+            response: &r,
+        };
+        store.insert_responses(&[row()]).unwrap();
+        assert!(store.insert_responses(&[row()]).is_err());
+        assert_eq!(store.responses(run).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn missing_runs_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        assert!(store
+            .latest_run()
+            .unwrap_err()
+            .to_string()
+            .contains("holds no run yet"));
+        assert!(store.run(7).unwrap_err().to_string().contains("no run 7"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Suite files: TOML suites with full probe metadata, and plain JSONL prompt lists.
+//!
+//! Every problem is reported with the file and line it comes from, and all problems of a file
+//! are reported at once, so that a suite author fixes them in one pass.
+
+mod jsonl;
+mod toml_suite;
+
+use std::fmt;
+use std::path::Path;
+
+use candor_core::Suite;
+
+/// Built-in suites, embedded in the binary: (name, file name, TOML text).
+const BUILTINS: &[(&str, &str, &str)] = &[(
+    "core",
+    "suites/core.toml",
+    include_str!("../../../suites/core.toml"),
+)];
+
+/// One problem in a suite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Every problem found in one suite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteError {
+    pub file: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for SuiteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.file, d.line, d.column, d.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SuiteError {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Invalid(#[from] SuiteError),
+    #[error("cannot read suite file {file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("no built-in suite or file named '{0}' (built-in suites: {builtins}); a suite file ends in .toml or .jsonl", builtins = builtin_names().join(", "))]
+    NotFound(String),
+    #[error("suite file {0} must end in .toml or .jsonl")]
+    UnknownFormat(String),
+}
+
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|(name, _, _)| *name).collect()
+}
+
+/// A built-in suite by name. Built-ins are checked by the tests, so a failure here is a bug.
+pub fn builtin(name: &str) -> Option<Suite> {
+    BUILTINS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, file, text)| parse_toml(file, text).expect("built-in suite is valid"))
+}
+
+/// Loads `name_or_path`: a built-in name first, else a `.toml` or `.jsonl` file.
+pub fn load(name_or_path: &str) -> Result<Suite, LoadError> {
+    if let Some(suite) = builtin(name_or_path) {
+        return Ok(suite);
+    }
+    let path = Path::new(name_or_path);
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !path.exists() {
+        return Err(LoadError::NotFound(name_or_path.to_string()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        file: name_or_path.to_string(),
+        source,
+    })?;
+    match ext {
+        "toml" => Ok(parse_toml(name_or_path, &text)?),
+        "jsonl" => Ok(parse_jsonl(name_or_path, &text)?),
+        _ => Err(LoadError::UnknownFormat(name_or_path.to_string())),
+    }
+}
+
+pub use jsonl::parse_jsonl;
+pub use toml_suite::parse_toml;
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_core_loads_and_has_two_languages() {
+        let suite = builtin("core").expect("core is built in");
+        assert_eq!(suite.id, "core");
+        assert_eq!(suite.languages, vec!["en", "zh-Hans"]);
+        assert!(suite.probes.len() >= 12);
+        for p in &suite.probes {
+            for lang in &suite.languages {
+                assert!(p.texts.contains_key(lang), "{} lacks {lang}", p.id);
+            }
+        }
+    }
+
+    #[test]
+    fn core_china_probes_have_controls() {
+        let suite = builtin("core").unwrap();
+        for p in suite
+            .probes
+            .iter()
+            .filter(|p| p.subject.as_deref() == Some("cn"))
+        {
+            let controls = suite
+                .probes
+                .iter()
+                .filter(|c| c.template == p.template && c.subject != p.subject)
+                .count();
+            assert!(controls >= 2, "{} has {controls} controls", p.id);
+        }
+    }
+
+    #[test]
+    fn load_names_the_builtins_when_nothing_matches() {
+        let err = load("no-such-suite").unwrap_err().to_string();
+        assert!(err.contains("built-in suites: core"), "{err}");
+    }
+
+    #[test]
+    fn line_col_counts_chars_not_bytes() {
+        assert_eq!(line_col("ab\n天x", 6), (2, 2));
+        assert_eq!(line_col("", 0), (1, 1));
+    }
+}

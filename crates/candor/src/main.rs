@@ -1,0 +1,77 @@
+//! `candor`: audit language models for political censorship and narrative bias.
+//!
+//! One module per subcommand; `summary` builds the figures every output shows from the store.
+
+mod audit;
+mod progress;
+mod report;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "candor",
+    version,
+    about = "Audit language models for political censorship and narrative bias"
+)]
+struct Cli {
+    /// The SQLite file that holds every run, response and verdict.
+    #[arg(long, global = true, default_value = "candor.db", value_name = "PATH")]
+    store: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask every probe of a suite to every target, judge the answers, print the figures.
+    Audit(audit::AuditArgs),
+    /// Print the figures of a stored run again (the latest run when no id is given).
+    Report(report::ReportArgs),
+}
+
+/// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
+#[derive(Debug)]
+pub enum Failure {
+    Usage(String),
+    Run(String),
+}
+
+impl Failure {
+    pub fn usage(message: impl std::fmt::Display) -> Failure {
+        Failure::Usage(message.to_string())
+    }
+    pub fn run(message: impl std::fmt::Display) -> Failure {
+        Failure::Run(message.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Audit(args) => audit::run(&cli.store, args),
+        Command::Report(args) => report::run(&cli.store, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Run(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Throughput benchmark of `candor audit` against the mock server, with the mock's raw HTTP
+# capacity measured by a load generator (wrk) in the same run, so the figures are a ratio.
+#
+#   scripts/bench-audit.sh [PROMPTS] [CONCURRENCY] [LATENCY_MS]   (defaults: 2000 64 0)
+#
+# Needs wrk (Debian package `wrk`) and GNU time (`time`); installs them with apt-get when
+# missing and running as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prompts=${1:-2000}
+concurrency=${2:-64}
+latency=${3:-0}
+out=bench-out
+mkdir -p "$out"
+
+need() { command -v "$1" >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+[ -x /usr/bin/time ] || need /usr/bin/time time
+
+cargo build --release --locked -q -p candor -p candor-mock
+bin=${CARGO_TARGET_DIR:-target}/release
+
+python3 - "$prompts" > "$out/prompts.jsonl" <<'PY'
+import json, sys
+for i in range(int(sys.argv[1])):
+    lang = "zh-Hans" if i % 2 else "en"
+    text = f"测试问题 {i}：请介绍一下这座城市的历史。" if i % 2 else f"Benchmark question {i}: tell me about the history of this city."
+    print(json.dumps({"id": f"b{i // 2}", "prompt": text, "lang": lang, "topic": f"t{i % 10}"}, ensure_ascii=False))
+PY
+
+"$bin/candor-mock" --addr 127.0.0.1:0 --latency-ms "$latency" > "$out/mock.log" &
+mock=$!
+trap 'kill $mock 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q listening "$out/mock.log" && break; sleep 0.1; done
+url=$(sed -n 's/^listening on //p' "$out/mock.log")
+
+cat > "$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Benchmark question 1: tell me about the history of this city."}],"stream":false}'
+LUA
+wrk -t2 -c"$concurrency" -d5s -s "$out/post.lua" "$url/chat/completions" > "$out/wrk.txt"
+raw=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
+
+rm -f "$out/bench.db" "$out/bench.db-wal" "$out/bench.db-shm"
+/usr/bin/time -v "$bin/candor" --store "$out/bench.db" audit --suite "$out/prompts.jsonl" \
+  --target "openai/bench@$url" --concurrency "$concurrency" > "$out/audit.txt" 2> "$out/audit.err"
+rate=$(sed -n 's/.* responses in .* s (\([0-9]*\) requests\/s)/\1/p' "$out/audit.err")
+wall=$(sed -n 's/.* responses in \([0-9.]*\) s .*/\1/p' "$out/audit.err")
+rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/audit.err")
+stored=$(sqlite3 "$out/bench.db" 'select count(*) from responses' 2>/dev/null || echo "?")
+
+echo "prompts=$prompts concurrency=$concurrency latency_ms=$latency"
+echo "mock raw capacity (wrk, 5 s, $concurrency connections): $raw requests/s"
+echo "candor audit: $stored responses stored in $wall s = $rate requests/s ($(python3 -c "print(f'{$rate/$raw:.2f}')") x raw capacity)"
+echo "candor peak RSS: $((rss_kb / 1024)) MB"

@@ -3,7 +3,7 @@
 //! A report never computes from anything but the [`AuditSummary`], which is built from the
 //! store, so every figure printed traces back to stored responses.
 
-use candor_stats::{GroupSummary, Rate};
+use candor_stats::{GroupSummary, Rate, TargetSummary};
 use serde::Serialize;
 
 /// Everything a report shows about one run.
@@ -35,6 +35,30 @@ pub struct TargetReport {
     pub base_url: String,
     pub overall: GroupSummary,
     pub topics: Vec<TopicReport>,
+}
+
+impl TargetReport {
+    /// A target's identity joined with its figures.
+    pub fn new(
+        spec: String,
+        provider: String,
+        model: String,
+        base_url: String,
+        figures: TargetSummary,
+    ) -> TargetReport {
+        TargetReport {
+            spec,
+            provider,
+            model,
+            base_url,
+            overall: figures.overall,
+            topics: figures
+                .topics
+                .into_iter()
+                .map(|(topic, summary)| TopicReport { topic, summary })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,18 +176,13 @@ mod tests {
                 hash: "abcdef0123456789".into(),
             },
             judge: "rules@0.1".into(),
-            targets: vec![TargetReport {
-                spec: "openai/m@http://127.0.0.1:1/v1".into(),
-                provider: "openai".into(),
-                model: "m".into(),
-                base_url: "http://127.0.0.1:1/v1".into(),
-                overall: s.overall,
-                topics: s
-                    .topics
-                    .into_iter()
-                    .map(|(topic, summary)| TopicReport { topic, summary })
-                    .collect(),
-            }],
+            targets: vec![TargetReport::new(
+                "openai/m@http://127.0.0.1:1/v1".into(),
+                "openai".into(),
+                "m".into(),
+                "http://127.0.0.1:1/v1".into(),
+                s,
+            )],
         }
     }
 

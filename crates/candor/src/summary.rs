@@ -1,4 +1,4 @@
-use candor_report::{AuditSummary, SuiteInfo, TargetReport, TopicReport, JSON_SCHEMA_VERSION};
+use candor_report::{AuditSummary, SuiteInfo, TargetReport, JSON_SCHEMA_VERSION};
 use candor_stats::{summarize, Observation};
 use candor_store::{SqliteStore, StoreError};
 
@@ -39,18 +39,7 @@ pub fn from_store(
         targets: targets
             .into_iter()
             .zip(summaries)
-            .map(|(t, s)| TargetReport {
-                spec: t.spec,
-                provider: t.provider,
-                model: t.model,
-                base_url: t.base_url,
-                overall: s.overall,
-                topics: s
-                    .topics
-                    .into_iter()
-                    .map(|(topic, summary)| TopicReport { topic, summary })
-                    .collect(),
-            })
+            .map(|(t, figures)| TargetReport::new(t.spec, t.provider, t.model, t.base_url, figures))
             .collect(),
     })
 }

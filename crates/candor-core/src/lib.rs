@@ -143,10 +143,15 @@ pub struct Request {
 }
 
 impl Request {
-    /// Hash of everything that shapes the answer for a given model: the cache key.
-    pub fn hash(&self, model: &str) -> String {
-        let canonical = serde_json::to_vec(&(model, self)).expect("request serialises");
-        hex(&Sha256::digest(&canonical))
+    /// The request as stored (JSON) and its hash for a target: everything that shapes the
+    /// answer, so the hash is the cache key. One serialisation serves both.
+    pub fn keyed(&self, target: &str) -> (String, String) {
+        let json = serde_json::to_string(self).expect("request serialises");
+        let mut hasher = Sha256::new();
+        hasher.update(target.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(json.as_bytes());
+        (json, hex(&hasher.finalize()))
     }
 }
 
@@ -372,7 +377,7 @@ mod tests {
     }
 
     #[test]
-    fn request_hash_changes_with_model_and_params() {
+    fn request_hash_changes_with_target_and_params() {
         let r = Request {
             probe_id: "p".into(),
             lang: "en".into(),
@@ -383,9 +388,12 @@ mod tests {
         };
         let mut hotter = r.clone();
         hotter.params.temperature = Some(0.7);
-        assert_ne!(r.hash("m1"), r.hash("m2"));
-        assert_ne!(r.hash("m1"), hotter.hash("m1"));
-        assert_eq!(r.hash("m1"), r.clone().hash("m1"));
+        let hash = |r: &Request, t: &str| r.keyed(t).1;
+        assert_ne!(hash(&r, "openai/m1"), hash(&r, "openai/m2"));
+        assert_ne!(hash(&r, "openai/m1"), hash(&hotter, "openai/m1"));
+        assert_eq!(hash(&r, "openai/m1"), hash(&r.clone(), "openai/m1"));
+        let (json, _) = r.keyed("x");
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), r);
     }
 
     #[test]

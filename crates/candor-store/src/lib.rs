@@ -98,8 +98,7 @@ fn migrations() -> Migrations<'static> {
             rationale TEXT NOT NULL,
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
             UNIQUE (response_id, judge)
-        );
-        CREATE INDEX responses_by_run ON responses(run_id);",
+        );",
     )])
 }
 
@@ -154,12 +153,14 @@ pub struct JudgedRow {
     pub rule: Option<String>,
 }
 
-/// A response to store: target by its row id.
+/// A response to store: target by its row id; the request with its JSON and hash from
+/// [`Request::keyed`].
 pub struct NewResponse<'a> {
     pub run_id: i64,
     pub target_id: i64,
     pub request: &'a Request,
-    pub request_hash: String,
+    pub request_json: &'a str,
+    pub request_hash: &'a str,
     pub response: &'a Response,
 }
 
@@ -299,7 +300,7 @@ impl SqliteStore {
                         q.lang,
                         q.sample,
                         row.request_hash,
-                        serde_json::to_string(q).expect("request serialises"),
+                        row.request_json,
                         r.outcome.as_str(),
                         r.text,
                         r.reasoning,
@@ -608,6 +609,7 @@ mod tests {
             store.put_probes(&suite).unwrap();
             store.put_probes(&suite).unwrap();
             let q = request();
+            let (json, hash) = q.keyed("openai/m");
             let mut r = Response::failed(Outcome::Error, "HTTP 500: boom", 12.5);
             r.http_status = Some(500);
             r.raw_body = Some("boom \"quoted\" 天".into());
@@ -616,7 +618,8 @@ mod tests {
                     run_id: run,
                     target_id: target,
                     request: &q,
-                    request_hash: q.hash("m"),
+                    request_json: &json,
+                    request_hash: &hash,
                     response: &r,
                 }])
                 .unwrap();
@@ -676,12 +679,14 @@ mod tests {
             .add_target(run, 0, &serde_json::json!({"spec": "s"}))
             .unwrap();
         let q = request();
+        let (json, hash) = q.keyed("t");
         let r = Response::failed(Outcome::Empty, "", 1.0);
         let row = || NewResponse {
             run_id: run,
             target_id: target,
             request: &q,
-            request_hash: String::new(),
+            request_json: &json,
+            request_hash: &hash,
             response: &r,
         };
         store.insert_responses(&[row()]).unwrap();

@@ -143,8 +143,10 @@ impl Target for OpenAiTarget {
             Err(e) => return Response::failed(Outcome::Error, describe_reqwest(&e), elapsed()),
         };
         let status = reply.status().as_u16();
-        let body = match reply.text().await {
-            Ok(body) => body,
+        let body = match reply.bytes().await {
+            // Bodies are UTF-8 JSON; a lossy copy is made only for the rare body that is not.
+            Ok(bytes) => String::from_utf8(bytes.to_vec())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             Err(e) => {
                 let mut r = Response::failed(Outcome::Error, describe_reqwest(&e), elapsed());
                 r.http_status = Some(status);

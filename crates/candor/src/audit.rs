@@ -56,18 +56,25 @@ struct StoreSink {
     store: SqliteStore,
     run_id: i64,
     target_ids: Vec<i64>,
-    models: Vec<String>,
+    /// Target specs, which key the request hashes.
+    specs: Vec<String>,
 }
 
 impl Sink for StoreSink {
     fn accept(&mut self, batch: &[Completed]) -> Result<(), String> {
+        let keys: Vec<(String, String)> = batch
+            .iter()
+            .map(|c| c.request.keyed(&self.specs[c.target]))
+            .collect();
         let rows: Vec<NewResponse<'_>> = batch
             .iter()
-            .map(|c| NewResponse {
+            .zip(&keys)
+            .map(|(c, (json, hash))| NewResponse {
                 run_id: self.run_id,
                 target_id: self.target_ids[c.target],
                 request: &c.request,
-                request_hash: c.request.hash(&self.models[c.target]),
+                request_json: json,
+                request_hash: hash,
                 response: &c.response,
             })
             .collect();
@@ -164,9 +171,9 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
         store,
         run_id,
         target_ids,
-        models: targets
+        specs: targets
             .iter()
-            .map(|t| t.provenance().model.clone())
+            .map(|t| t.provenance().spec.clone())
             .collect(),
     };
     let runner = Runner {

@@ -203,24 +203,62 @@ pub struct Response {
     pub http_status: Option<u16>,
     /// A one-line description of what went wrong, for non-`ok` outcomes.
     pub error: Option<String>,
-    /// The provider's body exactly as received.
+    /// The provider's body exactly as received (for streams: every event, in order).
     pub raw_body: Option<String>,
     pub model_reported: Option<String>,
+    /// Sub-provider or route where the API reports one (OpenRouter's `provider`, ...).
+    pub route: Option<String>,
+    /// The base URL that answered (one of several replicas, possibly).
+    pub base_url: Option<String>,
     pub latency_ms: f64,
+    /// Time to the first byte of the body (for streams: the first event).
+    pub first_byte_ms: Option<f64>,
+    /// For streams: every event's data with its arrival time, so a retraction can be seen.
+    pub chunks: Vec<Chunk>,
+    /// How many times the request was sent (retries included).
+    pub attempts: u32,
+    /// What the provider asked to wait before a retry (`Retry-After`); not stored.
+    #[serde(skip)]
+    pub retry_after_ms: Option<u64>,
+}
+
+/// One streamed event as it arrived.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub at_ms: f64,
+    pub data: String,
+}
+
+impl Default for Response {
+    /// An empty `error` response: a response nobody filled in is not an answer.
+    fn default() -> Self {
+        Response {
+            outcome: Outcome::Error,
+            text: String::new(),
+            reasoning: None,
+            finish_reason: None,
+            http_status: None,
+            error: None,
+            raw_body: None,
+            model_reported: None,
+            route: None,
+            base_url: None,
+            latency_ms: 0.0,
+            first_byte_ms: None,
+            chunks: Vec::new(),
+            attempts: 1,
+            retry_after_ms: None,
+        }
+    }
 }
 
 impl Response {
     pub fn failed(outcome: Outcome, error: impl Into<String>, latency_ms: f64) -> Response {
         Response {
             outcome,
-            text: String::new(),
-            reasoning: None,
-            finish_reason: None,
-            http_status: None,
             error: Some(error.into()),
-            raw_body: None,
-            model_reported: None,
             latency_ms,
+            ..Response::default()
         }
     }
 }

@@ -5,14 +5,31 @@
 //! arrived while it was writing the last one), so a store can commit one transaction per batch:
 //! durable within milliseconds of arrival without paying a commit per response at high rates.
 //! If the sink fails, no new request is sent; what was stored stays stored.
+//!
+//! Retries (with backoff, jitter and the provider's `Retry-After`) and rate limits live here,
+//! not in the targets, so that every provider gets the same behaviour.
+
+mod limits;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use candor_core::{Request, Response};
 use candor_target::Target;
 use futures::StreamExt;
 use tokio::sync::mpsc;
+
+pub use limits::{Bucket, RateLimits, RetryPolicy};
+
+/// One target with its own concurrency and limits.
+#[derive(Clone)]
+pub struct Lane {
+    pub target: Arc<dyn Target>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    pub limits: RateLimits,
+}
 
 /// One request for one target (an index into the runner's target list).
 #[derive(Debug, Clone)]
@@ -58,15 +75,14 @@ pub enum RunError {
 const MAX_BATCH: usize = 512;
 
 pub struct Runner {
-    /// Requests in flight per target.
-    pub concurrency: usize,
+    pub retry: RetryPolicy,
 }
 
 impl Runner {
     /// Runs every job; returns the sink back and how many responses it accepted.
     pub async fn run<S: Sink>(
         &self,
-        targets: &[Arc<dyn Target>],
+        lanes: &[Lane],
         jobs: Vec<Job>,
         sink: S,
         progress: Arc<dyn Progress>,
@@ -78,25 +94,28 @@ impl Runner {
             std::thread::spawn(move || write_loop(sink, rx, &stop, progress.as_ref()))
         };
 
-        let mut per_target: Vec<Vec<Job>> = vec![Vec::new(); targets.len()];
+        let mut per_lane: Vec<Vec<Job>> = vec![Vec::new(); lanes.len()];
         for job in jobs {
-            per_target[job.target].push(job);
+            per_lane[job.target].push(job);
         }
-        let concurrency = self.concurrency.max(1);
-        let mut tasks = Vec::with_capacity(targets.len());
-        for (target, jobs) in targets.iter().cloned().zip(per_target) {
+        let mut tasks = Vec::with_capacity(lanes.len());
+        for (lane, jobs) in lanes.iter().cloned().zip(per_lane) {
             let tx = tx.clone();
             let stop = stop.clone();
+            let retry = self.retry;
+            let limiter = Arc::new(lane.limits.limiter());
             tasks.push(tokio::spawn(async move {
                 futures::stream::iter(jobs)
                     .map(|job| {
-                        let target = target.clone();
+                        let target = lane.target.clone();
                         let stop = stop.clone();
+                        let limiter = limiter.clone();
                         async move {
                             if stop.load(Ordering::Relaxed) {
                                 return None;
                             }
-                            let response = target.send(&job.request).await;
+                            let response =
+                                ask(target.as_ref(), &job.request, &retry, &limiter, &stop).await;
                             Some(Completed {
                                 target: job.target,
                                 request: job.request,
@@ -104,7 +123,7 @@ impl Runner {
                             })
                         }
                     })
-                    .buffer_unordered(concurrency)
+                    .buffer_unordered(lane.concurrency.max(1))
                     .for_each(|done| {
                         if let Some(done) = done {
                             // A closed channel means the writer stopped; `stop` is set then.
@@ -129,6 +148,34 @@ impl Runner {
             (Ok(n), None) => Ok(n),
         };
         (sink, result)
+    }
+}
+
+/// Sends one request, within the lane's rate limits, retrying what may succeed on a second
+/// try. Moderation outcomes and client errors are final.
+async fn ask(
+    target: &dyn Target,
+    request: &Request,
+    retry: &RetryPolicy,
+    limiter: &limits::Limiter,
+    stop: &AtomicBool,
+) -> Response {
+    let cost = limits::estimate_tokens(request);
+    let mut failures = 0;
+    loop {
+        limiter.acquire(cost).await;
+        let mut response = target.send(request).await;
+        response.attempts = failures + 1;
+        let again = target.retries()
+            && retry.retryable(&response)
+            && failures + 1 < retry.max_attempts
+            && !stop.load(Ordering::Relaxed);
+        if !again {
+            return response;
+        }
+        failures += 1;
+        let asked = response.retry_after_ms.map(Duration::from_millis);
+        tokio::time::sleep(retry.delay(failures, asked, fastrand::f64())).await;
     }
 }
 
@@ -199,11 +246,23 @@ mod tests {
                 provider: "test".into(),
                 model: "slow".into(),
                 base_url: String::new(),
+                base_urls: Vec::new(),
+                stream: false,
+                extra_body: Default::default(),
                 api_key_env: None,
+                candor_version: "test",
             },
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         })
+    }
+
+    fn lane(target: Arc<Slow>, concurrency: usize) -> Lane {
+        Lane {
+            target,
+            concurrency,
+            limits: RateLimits::default(),
+        }
     }
 
     fn jobs(targets: usize, n: usize) -> Vec<Job> {
@@ -246,10 +305,12 @@ mod tests {
     #[tokio::test]
     async fn every_job_reaches_the_sink_once_with_bounded_concurrency() {
         let (a, b) = (slow(), slow());
-        let targets: Vec<Arc<dyn Target>> = vec![a.clone(), b.clone()];
-        let runner = Runner { concurrency: 4 };
+        let lanes = vec![lane(a.clone(), 4), lane(b.clone(), 3)];
+        let runner = Runner {
+            retry: RetryPolicy::default(),
+        };
         let (sink, result) = runner
-            .run(&targets, jobs(2, 50), Collect::default(), Arc::new(Silent))
+            .run(&lanes, jobs(2, 50), Collect::default(), Arc::new(Silent))
             .await;
         assert_eq!(result.unwrap(), 100);
         let mut seen = sink.seen.clone();
@@ -257,19 +318,135 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 100);
         assert_eq!(a.peak.load(Ordering::SeqCst), 4);
-        assert_eq!(b.peak.load(Ordering::SeqCst), 4);
+        assert_eq!(b.peak.load(Ordering::SeqCst), 3);
+    }
+
+    /// Fails with a scripted list of (status, Retry-After ms) before it answers.
+    struct Flaky {
+        provenance: Provenance,
+        failures: std::sync::Mutex<Vec<(u16, Option<u64>)>>,
+        sent_at: std::sync::Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    #[async_trait]
+    impl Target for Flaky {
+        fn provenance(&self) -> &Provenance {
+            &self.provenance
+        }
+        async fn send(&self, _: &Request) -> Response {
+            self.sent_at
+                .lock()
+                .unwrap()
+                .push(tokio::time::Instant::now());
+            let next = self.failures.lock().unwrap().pop();
+            match next {
+                Some((status, retry_after)) => {
+                    let mut r = Response::failed(Outcome::Error, format!("HTTP {status}"), 1.0);
+                    r.http_status = Some(status);
+                    r.retry_after_ms = retry_after;
+                    r
+                }
+                None => Response {
+                    outcome: Outcome::Ok,
+                    text: "fine".into(),
+                    ..Response::default()
+                },
+            }
+        }
+    }
+
+    fn flaky(mut failures: Vec<(u16, Option<u64>)>) -> Arc<Flaky> {
+        failures.reverse();
+        Arc::new(Flaky {
+            provenance: slow().provenance.clone(),
+            failures: std::sync::Mutex::new(failures),
+            sent_at: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    async fn run_one(target: Arc<Flaky>, limits: RateLimits, n: usize) -> Vec<Completed> {
+        #[derive(Default)]
+        struct Keep(Vec<Completed>);
+        impl Sink for Keep {
+            fn accept(&mut self, batch: &[Completed]) -> Result<(), String> {
+                self.0.extend_from_slice(batch);
+                Ok(())
+            }
+        }
+        let runner = Runner {
+            retry: RetryPolicy::default(),
+        };
+        let lane = Lane {
+            target,
+            concurrency: 1,
+            limits,
+        };
+        let (sink, result) = runner
+            .run(&[lane], jobs(1, n), Keep::default(), Arc::new(Silent))
+            .await;
+        result.unwrap();
+        sink.0
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_are_retried_with_backoff_and_retry_after_is_honoured() {
+        let target = flaky(vec![(503, None), (429, Some(7_000))]);
+        let done = run_one(target.clone(), RateLimits::default(), 1).await;
+        assert_eq!(
+            (done[0].response.outcome, done[0].response.attempts),
+            (Outcome::Ok, 3)
+        );
+        let sent = target.sent_at.lock().unwrap().clone();
+        let first_wait = sent[1] - sent[0];
+        assert!(
+            first_wait >= Duration::from_millis(250) && first_wait <= Duration::from_millis(500),
+            "{first_wait:?}"
+        );
+        assert_eq!(sent[2] - sent[1], Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_errors_are_final_and_retries_stop_at_the_limit() {
+        let done = run_one(flaky(vec![(400, None)]), RateLimits::default(), 1).await;
+        assert_eq!(
+            (done[0].response.http_status, done[0].response.attempts),
+            (Some(400), 1)
+        );
+        let done = run_one(flaky(vec![(500, None); 9]), RateLimits::default(), 1).await;
+        assert_eq!(
+            (done[0].response.outcome, done[0].response.attempts),
+            (Outcome::Error, 4)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_rate_limit_spaces_the_requests() {
+        let target = flaky(Vec::new());
+        let limits = RateLimits {
+            rpm: Some(120),
+            tpm: None,
+        };
+        run_one(target.clone(), limits, 11).await;
+        let sent = target.sent_at.lock().unwrap().clone();
+        // 2 a second with a burst of 2: the 11th waits for 9 refills.
+        let span = *sent.last().unwrap() - sent[0];
+        assert!(
+            span >= Duration::from_millis(4_400) && span <= Duration::from_millis(5_100),
+            "{span:?}"
+        );
     }
 
     #[tokio::test]
     async fn a_failing_sink_stops_the_run_and_keeps_what_it_stored() {
-        let targets: Vec<Arc<dyn Target>> = vec![slow()];
-        let runner = Runner { concurrency: 2 };
+        let runner = Runner {
+            retry: RetryPolicy::default(),
+        };
         let sink = Collect {
             fail_after: Some(10),
             ..Collect::default()
         };
         let (sink, result) = runner
-            .run(&targets, jobs(1, 200), sink, Arc::new(Silent))
+            .run(&[lane(slow(), 2)], jobs(1, 200), sink, Arc::new(Silent))
             .await;
         assert!(matches!(result, Err(RunError::Sink(ref e)) if e == "disk full"));
         assert!(sink.seen.len() <= 10 && !sink.seen.is_empty());

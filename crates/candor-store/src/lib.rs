@@ -33,8 +33,10 @@ pub enum StoreError {
 
 /// Schema versions, oldest first. Never edit a released migration: append a new one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE runs (
+    Migrations::new(vec![
+        // 1: the skeleton.
+        M::up(
+            "CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             suite_id TEXT NOT NULL,
             suite_version TEXT NOT NULL,
@@ -99,7 +101,19 @@ fn migrations() -> Migrations<'static> {
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
             UNIQUE (response_id, judge)
         );",
-    )])
+        ),
+        // 2: streaming, retries, replicas, cache.
+        M::up(
+            "ALTER TABLE responses ADD COLUMN first_byte_ms REAL;
+             ALTER TABLE responses ADD COLUMN chunks TEXT;
+             ALTER TABLE responses ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+             ALTER TABLE responses ADD COLUMN base_url TEXT;
+             ALTER TABLE responses ADD COLUMN route TEXT;
+             ALTER TABLE responses ADD COLUMN candor_version TEXT;
+             ALTER TABLE responses ADD COLUMN cached_from INTEGER REFERENCES responses(id);
+             CREATE INDEX responses_by_hash ON responses(request_hash);",
+        ),
+    ])
 }
 
 /// A run as stored.
@@ -135,6 +149,8 @@ pub struct StoredResponse {
     pub lang: String,
     pub sample: u32,
     pub prompt: String,
+    /// The response this one was copied from by the cache.
+    pub cached_from: Option<i64>,
     pub response: Response,
 }
 
@@ -286,8 +302,9 @@ impl SqliteStore {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
-                        finish_reason, http_status, error, raw_body, model_reported, latency_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        finish_reason, http_status, error, raw_body, model_reported, latency_ms,
+                        first_byte_ms, chunks, attempts, base_url, route, candor_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
                 )
                 .map_err(sqlite)?;
             for row in rows {
@@ -310,6 +327,13 @@ impl SqliteStore {
                         r.raw_body,
                         r.model_reported,
                         r.latency_ms,
+                        r.first_byte_ms,
+                        (!r.chunks.is_empty())
+                            .then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
+                        r.attempts,
+                        r.base_url,
+                        r.route,
+                        candor_core::CANDOR_VERSION,
                     ])
                     .map_err(sqlite)?;
             }
@@ -393,22 +417,36 @@ impl SqliteStore {
             .conn
             .prepare(
                 "SELECT id, target_id, probe_id, lang, sample, request, outcome, text, reasoning, finish_reason,
-                        http_status, error, raw_body, model_reported, latency_ms
+                        http_status, error, raw_body, model_reported, latency_ms,
+                        first_byte_ms, chunks, attempts, base_url, route, cached_from
                  FROM responses WHERE run_id = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
-        let raw = stmt
+        type Raw = (
+            i64,
+            i64,
+            String,
+            String,
+            u32,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Response,
+        );
+        let raw: Vec<Raw> = stmt
             .query_map([run_id], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(16)?,
+                    r.get(20)?,
                     Response {
-                        outcome: Outcome::Ok,
                         text: r.get(7)?,
                         reasoning: r.get(8)?,
                         finish_reason: r.get(9)?,
@@ -417,6 +455,11 @@ impl SqliteStore {
                         raw_body: r.get(12)?,
                         model_reported: r.get(13)?,
                         latency_ms: r.get(14)?,
+                        first_byte_ms: r.get(15)?,
+                        attempts: r.get(17)?,
+                        base_url: r.get(18)?,
+                        route: r.get(19)?,
+                        ..Response::default()
                     },
                 ))
             })
@@ -424,10 +467,24 @@ impl SqliteStore {
             .map_err(|e| self.err(e))?;
         raw.into_iter()
             .map(
-                |(id, target_id, probe_id, lang, sample, request, outcome, mut response)| {
+                |(
+                    id,
+                    target_id,
+                    probe_id,
+                    lang,
+                    sample,
+                    request,
+                    outcome,
+                    chunks,
+                    cached_from,
+                    mut response,
+                )| {
                     response.outcome = self.parse(&outcome, "responses.outcome")?;
-                    let prompt = serde_json::from_str::<Request>(&request)
-                        .map(|q| q.prompt)
+                    if let Some(chunks) = chunks {
+                        response.chunks = serde_json::from_str(&chunks)
+                            .map_err(|_| self.bad("responses.chunks", &chunks))?;
+                    }
+                    let request = serde_json::from_str::<Request>(&request)
                         .map_err(|_| self.bad("responses.request", &request))?;
                     Ok(StoredResponse {
                         id,
@@ -435,12 +492,77 @@ impl SqliteStore {
                         probe_id,
                         lang,
                         sample,
-                        prompt,
+                        prompt: request.prompt,
+                        cached_from,
                         response,
                     })
                 },
             )
             .collect()
+    }
+
+    /// The newest reusable response (any outcome but `error`) to a request with this hash,
+    /// from any run: the cache. Returns the original, never a copy.
+    pub fn cached(&self, request_hash: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT coalesce(cached_from, id) FROM responses
+                 WHERE request_hash = ?1 AND outcome <> 'error' ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| stmt.query_row([request_hash], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores copies of cached responses into a run in one transaction: (target row id,
+    /// request JSON, response id to copy).
+    pub fn copy_cached(
+        &mut self,
+        run_id: i64,
+        copies: &[(i64, &str, i64)],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut copy = tx
+                .prepare_cached(
+                    "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text,
+                        reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
+                        chunks, attempts, base_url, route, candor_version, cached_from)
+                     SELECT ?1, ?2, probe_id, lang, sample, request_hash, ?3, outcome, text,
+                        reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
+                        chunks, attempts, base_url, route, candor_version, id
+                     FROM responses WHERE id = ?4",
+                )
+                .map_err(sqlite)?;
+            for (target_id, request_json, from) in copies {
+                copy.execute(params![run_id, target_id, request_json, from])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    /// What a run already holds, as (target row id, probe id, language, sample): resume asks
+    /// only for the rest.
+    pub fn answered(
+        &self,
+        run_id: i64,
+    ) -> Result<std::collections::HashSet<(i64, String, String, u32)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT target_id, probe_id, lang, sample FROM responses WHERE run_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
     }
 
     /// Stores verdicts in one transaction; a verdict by the same judge replaces the old one.
@@ -599,7 +721,7 @@ mod tests {
         let (run, target, response_id);
         {
             let mut store = SqliteStore::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), 1);
+            assert_eq!(store.schema_version().unwrap(), 2);
             run = store
                 .create_run(&suite, &serde_json::json!({"concurrency": 4}))
                 .unwrap();
@@ -628,7 +750,7 @@ mod tests {
         }
         // Reopening applies no migration twice and finds everything.
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
         assert_eq!(store.latest_run().unwrap(), run);
         let row = store.run(run).unwrap();
         assert_eq!(

@@ -2,9 +2,14 @@
 //!
 //! A target never fails a request with an `Err`: whatever happens on the wire becomes a
 //! [`Response`] with an [`Outcome`], so that the runner stores a row for every request and an
-//! audit can be read back completely, provider errors included.
+//! audit can be read back completely, provider errors included. Retries, rate limits and
+//! concurrency belong to the runner; a target sends once.
 
+mod anthropic;
+mod http;
 mod openai;
+mod replay;
+pub mod sse;
 
 use std::fmt;
 use std::time::Duration;
@@ -13,10 +18,12 @@ use async_trait::async_trait;
 use candor_core::{Request, Response, TargetSpec};
 use serde::Serialize;
 
+pub use anthropic::AnthropicTarget;
 pub use openai::OpenAiTarget;
+pub use replay::{ReplayRecord, ReplayTarget};
 
 /// Providers this build knows, in the order shown to users.
-pub const PROVIDERS: &[&str] = &["openai"];
+pub const PROVIDERS: &[&str] = &["openai", "anthropic", "replay"];
 
 /// Where a target's answers come from, recorded with every run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,9 +31,15 @@ pub struct Provenance {
     pub spec: String,
     pub provider: String,
     pub model: String,
+    /// The first base URL; `base_urls` lists every replica.
     pub base_url: String,
+    pub base_urls: Vec<String>,
+    pub stream: bool,
+    /// Extra JSON fields sent in every request body.
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
     /// The environment variable the key was read from (never the key).
     pub api_key_env: Option<String>,
+    pub candor_version: &'static str,
 }
 
 #[async_trait]
@@ -40,23 +53,41 @@ pub trait Target: Send + Sync {
     }
 
     async fn send(&self, request: &Request) -> Response;
+
+    /// Whether a failed request may succeed when sent again (not for recorded answers).
+    fn retries(&self) -> bool {
+        true
+    }
 }
 
-/// Settings shared by every target of one audit.
+/// How to reach one target, beyond its spec.
 #[derive(Debug, Clone)]
-pub struct TargetOptions {
+pub struct TargetSettings {
     /// Environment variable holding the API key; `None` uses the provider's default.
     pub api_key_env: Option<String>,
+    /// Further replicas of the spec's base URL; requests go round-robin across all of them.
+    pub replicas: Vec<String>,
+    /// Ask for a streamed answer (SSE) and keep every event with its arrival time.
+    pub stream: bool,
+    /// Extra JSON fields merged into every request body (e.g. `{"enable_thinking": false}`).
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
     pub connect_timeout: Duration,
+    /// The whole exchange, streamed body included.
     pub request_timeout: Duration,
+    /// The longest silence allowed between two events of a stream.
+    pub idle_timeout: Duration,
 }
 
-impl Default for TargetOptions {
+impl Default for TargetSettings {
     fn default() -> Self {
-        TargetOptions {
+        TargetSettings {
             api_key_env: None,
+            replicas: Vec::new(),
+            stream: false,
+            extra_body: serde_json::Map::new(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -73,6 +104,8 @@ pub enum TargetError {
         url: String,
         reason: String,
     },
+    #[error("target '{spec}': {message}")]
+    Invalid { spec: String, message: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
 }
@@ -94,9 +127,11 @@ impl fmt::Debug for Secret {
 }
 
 /// Builds the target a spec names, reading its key from the environment.
-pub fn build(spec: &TargetSpec, options: &TargetOptions) -> Result<Box<dyn Target>, TargetError> {
+pub fn build(spec: &TargetSpec, settings: &TargetSettings) -> Result<Box<dyn Target>, TargetError> {
     match spec.provider.as_str() {
-        "openai" => Ok(Box::new(OpenAiTarget::new(spec, options)?)),
+        "openai" => Ok(Box::new(OpenAiTarget::new(spec, settings)?)),
+        "anthropic" => Ok(Box::new(AnthropicTarget::new(spec, settings)?)),
+        "replay" => Ok(Box::new(ReplayTarget::open(spec)?)),
         other => Err(TargetError::UnknownProvider {
             provider: other.to_string(),
             spec: spec.to_string(),
@@ -110,31 +145,4 @@ fn key_from_env(env: &str) -> Option<Secret> {
         .ok()
         .filter(|v| !v.trim().is_empty())
         .map(|v| Secret(v.trim().to_string()))
-}
-
-/// Error text of a transport failure with its causes, without the request URL's query (which
-/// some providers use for keys).
-fn describe_reqwest(err: &reqwest::Error) -> String {
-    let mut text = if err.is_timeout() {
-        "timed out".to_string()
-    } else if err.is_connect() {
-        "connection failed".to_string()
-    } else if err.is_decode() {
-        "malformed body".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    // The innermost cause says what happened ("Connection refused"); the layers between
-    // only repeat it.
-    let mut source = std::error::Error::source(err);
-    let mut innermost = None;
-    while let Some(cause) = source {
-        innermost = Some(cause.to_string());
-        source = cause.source();
-    }
-    if let Some(cause) = innermost {
-        text.push_str(": ");
-        text.push_str(&cause);
-    }
-    text
 }

@@ -1,34 +1,46 @@
 //! `candor audit`: suite -> runner -> targets -> store -> judge -> store -> report.
+//!
+//! Before anything is asked, what a store already holds is reused: with `--resume RUN` the
+//! run's own responses (only the missing ones are asked), and otherwise the cache, which copies
+//! any earlier answer to the very same request (same target, prompt, language, sample and
+//! settings) into the new run. A rerun after a crash therefore asks only what is missing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use candor_core::{Outcome, Probe, Request, SamplingParams, Suite, TargetSpec, Verdict};
+use candor_core::{Outcome, Probe, Request, Suite, Verdict};
 use candor_judge::{Exchange, Judge, RulesJudge};
-use candor_runner::{Completed, Job, Runner, Sink};
+use candor_runner::{Completed, Job, Lane, RetryPolicy, Runner, Sink};
 use candor_store::{NewResponse, SqliteStore, StoredResponse};
-use candor_target::{Target, TargetOptions};
 use clap::Args;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::progress::Reporter;
+use crate::targets::{self, TargetConfig};
 use crate::Failure;
 
 #[derive(Args)]
 pub struct AuditArgs {
     /// A built-in suite name or a suite file (.toml, or .jsonl with one {"id", "prompt"} a line).
-    #[arg(long, default_value = "core")]
-    suite: String,
-    /// A target as PROVIDER/MODEL[@BASE_URL], e.g. openai/qwen2.5-72b@http://127.0.0.1:8000/v1;
-    /// repeat for several.
+    /// Default: `core`, or the recorded exchanges when every target is a replay.
+    #[arg(long)]
+    suite: Option<String>,
+    /// A target as PROVIDER/MODEL[@BASE_URL] (providers: openai, anthropic, replay), e.g.
+    /// openai/qwen2.5-72b@http://127.0.0.1:8000/v1 or replay/transcripts.jsonl; repeatable.
     #[arg(long = "target", value_name = "SPEC")]
-    targets: Vec<TargetSpec>,
+    targets: Vec<String>,
+    /// A TOML file of `[[target]]` tables with settings per target.
+    #[arg(long, value_name = "FILE")]
+    targets_file: Option<PathBuf>,
     /// Languages to ask in, comma-separated; every language of the suite by default.
     #[arg(long, value_delimiter = ',', value_name = "LANGS")]
     lang: Vec<String>,
-    /// Requests in flight per target.
+    /// Ask every probe this many times (with distinct seeds).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    samples: u32,
+    /// Requests in flight per target (a target file may set its own).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// Environment variable holding the API key (default: the provider's, e.g. OPENAI_API_KEY).
@@ -43,12 +55,180 @@ pub struct AuditArgs {
     /// Sampling temperature (the provider's default when omitted).
     #[arg(long)]
     temperature: Option<f64>,
+    #[arg(long)]
+    top_p: Option<f64>,
     /// Most tokens per answer (the provider's default when omitted).
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// Seed sent with every request; sample N uses seed + N.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Extra JSON object merged into every request body, e.g. '{"enable_thinking": false}'.
+    #[arg(long, value_name = "JSON")]
+    extra_body: Option<String>,
+    /// Ask for streamed answers and keep every event with its arrival time.
+    #[arg(long)]
+    stream: bool,
+    /// Requests per minute allowed per target.
+    #[arg(long)]
+    rpm: Option<u32>,
+    /// Tokens per minute allowed per target (estimated from prompt and max tokens).
+    #[arg(long)]
+    tpm: Option<u32>,
+    /// Retries of a request that failed in a way that may pass (transport, 429, 5xx).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Seconds to wait before the first retry; doubled for each next one.
+    #[arg(long, default_value_t = 0.5)]
+    retry_delay: f64,
+    /// Seconds one request may take in all.
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Seconds to connect.
+    #[arg(long)]
+    connect_timeout: Option<f64>,
+    /// Seconds of silence allowed within a stream.
+    #[arg(long)]
+    idle_timeout: Option<f64>,
+    /// Ask again even what the store already has an answer to.
+    #[arg(long)]
+    no_cache: bool,
+    /// Continue a stored run: ask only what it is missing, with its own settings.
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["suite", "targets", "targets_file", "lang", "samples"])]
+    resume: Option<i64>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// What a run asks, as stored with it: enough to resume it exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunSettings {
+    /// The `--suite` given, if any.
+    suite: Option<String>,
+    languages: Vec<String>,
+    samples: u32,
+    concurrency: u32,
+    retries: u32,
+    retry_delay: f64,
+    targets: Vec<TargetConfig>,
+}
+
+pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
+    let (settings, suite, existing) = match args.resume {
+        Some(run_id) => resume_settings(store_path, run_id)?,
+        None => {
+            let targets = declared_targets(&args)?;
+            let suite = load_suite(args.suite.as_deref(), &targets)?;
+            let languages = choose_languages(&suite, &args.lang)?;
+            let settings = RunSettings {
+                suite: args.suite.clone(),
+                languages,
+                samples: args.samples,
+                concurrency: args.concurrency,
+                retries: args.retries,
+                retry_delay: args.retry_delay,
+                targets,
+            };
+            (settings, suite, None)
+        }
+    };
+    execute(store_path, &args, settings, suite, existing)
+}
+
+/// The targets of `--target` and `--targets-file`, each completed by the shared flags.
+fn declared_targets(args: &AuditArgs) -> Result<Vec<TargetConfig>, Failure> {
+    let extra_body = match &args.extra_body {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "--extra-body must be a JSON object, not {text}"
+                )))
+            }
+        },
+    };
+    let shared = TargetConfig {
+        api_key_env: args.api_key_env.clone(),
+        stream: args.stream,
+        system: args.system.clone(),
+        temperature: args.temperature,
+        top_p: args.top_p,
+        max_tokens: args.max_tokens,
+        seed: args.seed,
+        extra_body,
+        rpm: args.rpm,
+        tpm: args.tpm,
+        timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+        idle_timeout: args.idle_timeout,
+        ..TargetConfig::new(String::new())
+    };
+    let mut declared: Vec<TargetConfig> = args
+        .targets
+        .iter()
+        .map(|s| TargetConfig::new(s.clone()))
+        .collect();
+    if let Some(file) = &args.targets_file {
+        declared.extend(targets::read_file(file)?);
+    }
+    if declared.is_empty() {
+        return Err(Failure::usage(
+            "no target: give --target PROVIDER/MODEL[@BASE_URL], e.g. --target openai/qwen2.5-7b@http://127.0.0.1:8000/v1",
+        ));
+    }
+    let declared: Vec<TargetConfig> = declared.into_iter().map(|t| t.or(&shared)).collect();
+    for t in &declared {
+        t.parsed_spec()?;
+    }
+    Ok(declared)
+}
+
+/// The suite asked: the one named, else the recorded exchanges of a replay-only audit, else
+/// the built-in `core`.
+fn load_suite(name: Option<&str>, targets: &[TargetConfig]) -> Result<Suite, Failure> {
+    if let Some(name) = name {
+        return candor_suite::load(name).map_err(Failure::usage);
+    }
+    let specs: Vec<_> = targets
+        .iter()
+        .map(|t| t.parsed_spec())
+        .collect::<Result<_, _>>()?;
+    if !specs.is_empty() && specs.iter().all(|s| s.provider == "replay") {
+        let replay = candor_target::ReplayTarget::open(&specs[0]).map_err(Failure::usage)?;
+        return Ok(replay.suite());
+    }
+    candor_suite::load("core").map_err(Failure::usage)
+}
+
+fn resume_settings(
+    store_path: &Path,
+    run_id: i64,
+) -> Result<(RunSettings, Suite, Option<i64>), Failure> {
+    if !store_path.exists() {
+        return Err(Failure::usage(format!(
+            "no store at {}",
+            store_path.display()
+        )));
+    }
+    let store = SqliteStore::open(store_path).map_err(Failure::run)?;
+    let run = store.run(run_id).map_err(Failure::usage)?;
+    let settings: RunSettings = serde_json::from_value(run.settings.clone()).map_err(|e| {
+        Failure::usage(format!(
+            "run {run_id} was not stored with resumable settings: {e}"
+        ))
+    })?;
+    let suite = load_suite(settings.suite.as_deref(), &settings.targets)?;
+    if suite.hash != run.suite_hash {
+        return Err(Failure::usage(format!(
+            "run {run_id} asked suite {} with hash {}, but it now hashes to {}: it has changed, so the run cannot be resumed",
+            run.suite_id,
+            &run.suite_hash[..12],
+            &suite.hash[..12]
+        )));
+    }
+    Ok((settings, suite, Some(run_id)))
 }
 
 /// Writes each batch of responses to the store in one transaction as it arrives.
@@ -84,103 +264,132 @@ impl Sink for StoreSink {
     }
 }
 
-pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
+fn execute(
+    store_path: &Path,
+    args: &AuditArgs,
+    settings: RunSettings,
+    suite: Suite,
+    existing: Option<i64>,
+) -> Result<(), Failure> {
     // Everything that can be known wrong is checked before any request is sent.
-    if args.targets.is_empty() {
-        return Err(Failure::usage(
-            "no target: give --target PROVIDER/MODEL[@BASE_URL], e.g. --target openai/qwen2.5-7b@http://127.0.0.1:8000/v1",
-        ));
-    }
-    let suite = candor_suite::load(&args.suite).map_err(Failure::usage)?;
-    let langs = choose_languages(&suite, &args.lang)?;
-    let options = TargetOptions {
-        api_key_env: args.api_key_env.clone(),
-        ..TargetOptions::default()
-    };
-    let targets: Vec<Arc<dyn Target>> = args
+    let lanes: Vec<Lane> = settings
         .targets
         .iter()
-        .map(|spec| candor_target::build(spec, &options).map(Arc::from))
-        .collect::<Result<_, _>>()
-        .map_err(Failure::usage)?;
-    let params = SamplingParams {
-        temperature: args.temperature,
-        max_tokens: args.max_tokens,
-        ..SamplingParams::default()
-    };
-    let jobs = plan(
-        &suite,
-        &langs,
-        targets.len(),
-        args.system.as_deref(),
-        &params,
-    );
+        .map(|t| t.lane(settings.concurrency))
+        .collect::<Result<_, _>>()?;
+    let specs: Vec<String> = lanes
+        .iter()
+        .map(|l| l.target.provenance().spec.clone())
+        .collect();
+    let mut jobs = plan(&suite, &settings);
     if jobs.is_empty() {
         return Err(Failure::usage(format!(
             "suite {} has no probe in {}",
             suite.id,
-            langs.join(", ")
+            settings.languages.join(", ")
         )));
     }
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::env::var("CW")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
-        )
-        .enable_all()
-        .build()
-        .map_err(Failure::run)?;
-    runtime.block_on(preflight(&targets))?;
+    let retry = RetryPolicy {
+        max_attempts: settings.retries.saturating_add(1),
+        base_delay: Duration::from_secs_f64(settings.retry_delay.clamp(0.0, 3600.0)),
+        ..RetryPolicy::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(Failure::run)?;
+    runtime.block_on(preflight(&lanes))?;
 
     let mut store = SqliteStore::open(store_path).map_err(Failure::run)?;
-    let settings = json!({
-        "suite": args.suite,
-        "languages": langs,
-        "concurrency": args.concurrency,
-        "system": args.system,
-        "params": params,
-        "targets": args.targets.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-    });
-    let run_id = store.create_run(&suite, &settings).map_err(Failure::run)?;
-    let mut target_ids = Vec::with_capacity(targets.len());
-    for (position, target) in targets.iter().enumerate() {
-        let id = store
-            .add_target(run_id, position, target.provenance())
-            .map_err(Failure::run)?;
-        target_ids.push(id);
-    }
-    store.put_probes(&suite).map_err(Failure::run)?;
+    let (run_id, target_ids) = match existing {
+        Some(run_id) => {
+            let ids: Vec<i64> = store
+                .targets(run_id)
+                .map_err(Failure::run)?
+                .into_iter()
+                .map(|t| t.id)
+                .collect();
+            if ids.len() != lanes.len() {
+                return Err(Failure::usage(format!(
+                    "run {run_id} has {} targets stored, its settings name {}",
+                    ids.len(),
+                    lanes.len()
+                )));
+            }
+            (run_id, ids)
+        }
+        None => {
+            let stored = serde_json::to_value(&settings).expect("settings serialise");
+            let run_id = store.create_run(&suite, &stored).map_err(Failure::run)?;
+            let mut ids = Vec::with_capacity(lanes.len());
+            for (position, lane) in lanes.iter().enumerate() {
+                ids.push(
+                    store
+                        .add_target(run_id, position, lane.target.provenance())
+                        .map_err(Failure::run)?,
+                );
+            }
+            store.put_probes(&suite).map_err(Failure::run)?;
+            (run_id, ids)
+        }
+    };
 
     let total = jobs.len();
+    let mut already = 0;
+    if existing.is_some() {
+        let answered = store.answered(run_id).map_err(Failure::run)?;
+        jobs.retain(|j| {
+            let key = (
+                target_ids[j.target],
+                j.request.probe_id.clone(),
+                j.request.lang.clone(),
+                j.request.sample,
+            );
+            !answered.contains(&key)
+        });
+        already = total - jobs.len();
+    }
+    let mut from_cache = 0;
+    if !args.no_cache {
+        let mut copies = Vec::new();
+        let mut keep = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let (json, hash) = job.request.keyed(&specs[job.target]);
+            match store.cached(&hash).map_err(Failure::run)? {
+                Some(from) => copies.push((target_ids[job.target], json, from)),
+                None => keep.push(job),
+            }
+        }
+        let rows: Vec<(i64, &str, i64)> = copies
+            .iter()
+            .map(|(t, j, f)| (*t, j.as_str(), *f))
+            .collect();
+        store.copy_cached(run_id, &rows).map_err(Failure::run)?;
+        from_cache = copies.len();
+        jobs = keep;
+    }
     if !args.quiet {
         eprintln!(
-            "candor: run {run_id}: {} probes x {} languages x {} targets = {total} requests, suite {} ({}), store {}",
+            "candor: run {run_id}: {} probes x {} languages x {} samples x {} targets = {total} requests ({already} stored before, {from_cache} from the cache, {} to ask); suite {} ({}), store {}",
             suite.probes.len(),
-            langs.len(),
-            targets.len(),
+            settings.languages.len(),
+            settings.samples,
+            lanes.len(),
+            jobs.len(),
             suite.id,
             &suite.hash[..12],
             store_path.display()
         );
     }
-    let reporter = Arc::new(Reporter::new(total as u64, args.quiet));
+
+    let asking = jobs.len();
+    let reporter = Arc::new(Reporter::new(asking as u64, args.quiet));
     let sink = StoreSink {
         store,
         run_id,
         target_ids,
-        specs: targets
-            .iter()
-            .map(|t| t.provenance().spec.clone())
-            .collect(),
+        specs,
     };
-    let runner = Runner {
-        concurrency: args.concurrency as usize,
-    };
+    let runner = Runner { retry };
     let started = Instant::now();
-    let (sink, result) = runtime.block_on(runner.run(&targets, jobs, sink, reporter.clone()));
+    let (sink, result) = runtime.block_on(runner.run(&lanes, jobs, sink, reporter.clone()));
     let asked_secs = started.elapsed().as_secs_f64();
     reporter.finish();
     let StoreSink {
@@ -198,7 +407,7 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
             )));
         }
     };
-    if !args.quiet {
+    if !args.quiet && asking > 0 {
         eprintln!(
             "candor: run {run_id}: {stored} responses in {asked_secs:.2} s ({:.0} requests/s)",
             stored as f64 / asked_secs.max(1e-9)
@@ -209,7 +418,7 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
     let judge = RulesJudge::new().with_suite(&suite);
     let verdicts = judge_all(&judge, &suite, &responses);
     store.insert_verdicts(&verdicts).map_err(Failure::run)?;
-    let failed = failed_targets(&targets, &responses, &target_ids);
+    let failed = failed_targets(&lanes, &responses, &target_ids);
     let status = if failed.is_empty() { "done" } else { "failed" };
     store.finish_run(run_id, status).map_err(Failure::run)?;
 
@@ -242,28 +451,31 @@ fn choose_languages(suite: &Suite, asked: &[String]) -> Result<Vec<String>, Fail
     Ok(langs)
 }
 
-/// Every (target, probe, language) the audit asks, target by target.
-fn plan(
-    suite: &Suite,
-    langs: &[String],
-    targets: usize,
-    system: Option<&str>,
-    params: &SamplingParams,
-) -> Vec<Job> {
+/// Every (target, probe, language, sample) the audit asks, target by target. With several
+/// samples each gets its own seed (the target's seed plus the sample number).
+fn plan(suite: &Suite, settings: &RunSettings) -> Vec<Job> {
     let mut jobs = Vec::new();
-    for target in 0..targets {
+    for (target, config) in settings.targets.iter().enumerate() {
+        let base = config.params();
         for probe in &suite.probes {
-            for lang in langs {
-                if let Some(prompt) = probe.texts.get(lang) {
+            for lang in &settings.languages {
+                let Some(prompt) = probe.texts.get(lang) else {
+                    continue;
+                };
+                for sample in 0..settings.samples {
+                    let mut params = base.clone();
+                    if settings.samples > 1 {
+                        params.seed = Some(base.seed.unwrap_or(0) + u64::from(sample));
+                    }
                     jobs.push(Job {
                         target,
                         request: Request {
                             probe_id: probe.id.clone(),
                             lang: lang.clone(),
-                            sample: 0,
-                            system: system.map(str::to_string),
+                            sample,
+                            system: config.system.clone(),
                             prompt: prompt.clone(),
-                            params: params.clone(),
+                            params,
                         },
                     });
                 }
@@ -273,8 +485,8 @@ fn plan(
     jobs
 }
 
-async fn preflight(targets: &[Arc<dyn Target>]) -> Result<(), Failure> {
-    let checks = targets.iter().map(|t| t.preflight());
+async fn preflight(lanes: &[Lane]) -> Result<(), Failure> {
+    let checks = lanes.iter().map(|l| l.target.preflight());
     for result in futures::future::join_all(checks).await {
         result.map_err(Failure::run)?;
     }
@@ -305,19 +517,15 @@ fn judge_all(
 
 /// Targets whose every request failed in transport or protocol: the audit says nothing about
 /// them, so the run has failed.
-fn failed_targets(
-    targets: &[Arc<dyn Target>],
-    responses: &[StoredResponse],
-    target_ids: &[i64],
-) -> Vec<String> {
+fn failed_targets(lanes: &[Lane], responses: &[StoredResponse], target_ids: &[i64]) -> Vec<String> {
     let mut failed = Vec::new();
-    for (target, id) in targets.iter().zip(target_ids) {
+    for (lane, id) in lanes.iter().zip(target_ids) {
         let mine: Vec<&StoredResponse> = responses.iter().filter(|r| r.target_id == *id).collect();
         if !mine.is_empty() && mine.iter().all(|r| r.response.outcome == Outcome::Error) {
             let first = mine[0].response.error.as_deref().unwrap_or("unknown error");
             failed.push(format!(
                 "target {}: all {} requests failed; first error: {first}",
-                target.provenance().spec,
+                lane.target.provenance().spec,
                 mine.len()
             ));
         }

@@ -6,6 +6,7 @@ mod audit;
 mod progress;
 mod report;
 mod summary;
+mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Ask every probe of a suite to every target, judge the answers, print the figures.
-    Audit(audit::AuditArgs),
+    Audit(Box<audit::AuditArgs>),
     /// Print the figures of a stored run again (the latest run when no id is given).
     Report(report::ReportArgs),
 }
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Audit(args) => audit::run(&cli.store, args),
+        Command::Audit(args) => audit::run(&cli.store, *args),
         Command::Report(args) => report::run(&cli.store, args),
     };
     match result {

@@ -202,6 +202,15 @@ fn provider_errors_are_stored_as_outcomes_and_the_run_goes_on() {
     assert_eq!((outcome.as_str(), status), ("error", Some(500)));
     assert!(error.unwrap().starts_with("HTTP 500: "));
     assert!(body.unwrap().contains("scripted failure 500"));
+    // A server error is retried (3 times by default), a moderation answer never.
+    assert_eq!(
+        ws.sql::<i64>("SELECT attempts FROM responses WHERE probe_id = 'territory-status.rs'"),
+        4
+    );
+    assert_eq!(
+        ws.sql::<i64>("SELECT attempts FROM responses WHERE probe_id = 'protest-killings.uk'"),
+        1
+    );
     let (outcome, _, error, body) = row("protest-killings.us");
     assert_eq!(outcome, "error");
     assert!(error.unwrap().starts_with("malformed JSON body"));
@@ -233,7 +242,13 @@ fn a_target_whose_every_request_fails_fails_the_run_and_keeps_the_rows() {
     let mock = MockServer::start(script);
     let ws = Workspace::new();
     ws.candor()
-        .args(["audit", "--target", &target(&mock, "down")])
+        .args([
+            "audit",
+            "--retries",
+            "0",
+            "--target",
+            &target(&mock, "down"),
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -337,7 +352,7 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
     }
     // Without the key the mock answers 401, stored as errors: proof that the key was sent.
     ws.candor()
-        .args(["audit", "--target", &target(&mock, "m")])
+        .args(["audit", "--no-cache", "--target", &target(&mock, "m")])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("HTTP 401"));

@@ -1,0 +1,369 @@
+//! What HTTP providers share: the client, replicas, one exchange with timings, streamed events
+//! with their arrival times, and the reading of failures.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use candor_core::{Chunk, Outcome, Response, TargetSpec};
+use futures::StreamExt;
+
+use crate::sse::{Event, SseParser};
+use crate::{TargetError, TargetSettings};
+
+/// Phrases by which providers mark what their moderation stopped: OpenAI and Azure
+/// (`content_filter`, `content_policy`), DashScope (`data_inspection_failed`), DeepSeek
+/// (`Content Exists Risk`), Moonshot and Zhipu (`sensitive`, `contentFilter`, code 1301).
+const FILTER_SIGNS: &[&str] = &[
+    "content_filter",
+    "contentfilter",
+    "content_policy",
+    "data_inspection_failed",
+    "inappropriate content",
+    "content exists risk",
+    "sensitive",
+    "moderation",
+    "\"1301\"",
+];
+
+pub(crate) fn looks_filtered(body: &str) -> bool {
+    let lower = body.to_lowercase();
+    FILTER_SIGNS.iter().any(|sign| lower.contains(sign))
+}
+
+pub(crate) fn client(settings: &TargetSettings) -> Result<reqwest::Client, TargetError> {
+    reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .map_err(|e| TargetError::Client(e.to_string()))
+}
+
+/// The base URLs of one target and the endpoint on each, taken round-robin.
+pub(crate) struct Replicas {
+    bases: Vec<String>,
+    // Parsed once: URL parsing showed in profiles at tens of thousands of requests a second.
+    endpoints: Vec<reqwest::Url>,
+    next: AtomicUsize,
+}
+
+impl Replicas {
+    pub fn new(spec: &TargetSpec, bases: Vec<String>, path: &str) -> Result<Replicas, TargetError> {
+        let mut endpoints = Vec::with_capacity(bases.len());
+        for base in &bases {
+            let url = format!("{base}{path}");
+            endpoints.push(reqwest::Url::parse(&url).map_err(|e| TargetError::Invalid {
+                spec: spec.to_string(),
+                message: format!("bad base URL {base}: {e}"),
+            })?);
+        }
+        Ok(Replicas {
+            bases,
+            endpoints,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn pick(&self) -> (&str, reqwest::Url) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.bases.len();
+        (&self.bases[i], self.endpoints[i].clone())
+    }
+
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+}
+
+/// The bases a spec and its settings name, without duplicates, the spec's first.
+pub(crate) fn bases(spec: &TargetSpec, settings: &TargetSettings, default: &str) -> Vec<String> {
+    let mut bases = vec![spec.base_url.clone().unwrap_or_else(|| default.to_string())];
+    for r in &settings.replicas {
+        let r = r.trim_end_matches('/').to_string();
+        if !bases.contains(&r) {
+            bases.push(r);
+        }
+    }
+    bases
+}
+
+/// Any HTTP answer, even a 404 from a server without that route, proves the address right.
+pub(crate) async fn preflight(
+    client: &reqwest::Client,
+    spec: &str,
+    base: &str,
+    url: reqwest::Url,
+) -> Result<(), TargetError> {
+    match client
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(TargetError::Unreachable {
+            spec: spec.to_string(),
+            url: base.to_string(),
+            reason: describe(&e),
+        }),
+    }
+}
+
+/// One exchange as it happened on the wire.
+pub(crate) struct Wire {
+    pub status: Option<u16>,
+    /// The body as received (for streams, the raw event stream).
+    pub body: String,
+    /// Streamed events with their arrival times (ms since the request started).
+    pub events: Vec<(f64, Event)>,
+    /// A transport failure, possibly after part of the body arrived.
+    pub failure: Option<String>,
+    pub first_byte_ms: Option<f64>,
+    pub latency_ms: f64,
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Wire {
+    /// The response fields every provider fills the same way.
+    pub fn response(&self, base: &str) -> Response {
+        Response {
+            http_status: self.status,
+            raw_body: (!self.body.is_empty() || self.status.is_some()).then(|| self.body.clone()),
+            base_url: Some(base.to_string()),
+            latency_ms: self.latency_ms,
+            first_byte_ms: self.first_byte_ms,
+            retry_after_ms: self.retry_after_ms,
+            chunks: self
+                .events
+                .iter()
+                .map(|(at_ms, e)| Chunk {
+                    at_ms: *at_ms,
+                    data: e.data.clone(),
+                })
+                .collect(),
+            ..Response::default()
+        }
+    }
+
+    /// The outcome of an exchange that did not bring a 2xx answer, or `None` when it did.
+    pub fn failed_outcome(&self, base: &str) -> Option<Response> {
+        let mut r = self.response(base);
+        match self.status {
+            None => {
+                r.outcome = Outcome::Error;
+                r.error = self.failure.clone();
+                Some(r)
+            }
+            Some(status) if !(200..300).contains(&status) => {
+                let filtered = matches!(status, 400 | 403 | 451) && looks_filtered(&self.body);
+                r.outcome = if filtered {
+                    Outcome::FilteredInput
+                } else {
+                    Outcome::Error
+                };
+                r.error = Some(format!("HTTP {status}: {}", excerpt(&self.body)));
+                Some(r)
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// Sends a request and reads the answer; with `stream`, reads server-sent events as they
+/// arrive, each stamped with its time, and gives up on a silence longer than `idle`.
+pub(crate) async fn exchange(
+    builder: reqwest::RequestBuilder,
+    stream: bool,
+    idle: Duration,
+) -> Wire {
+    let started = Instant::now();
+    let ms = |t: Instant| t.duration_since(started).as_secs_f64() * 1000.0;
+    let mut wire = Wire {
+        status: None,
+        body: String::new(),
+        events: Vec::new(),
+        failure: None,
+        first_byte_ms: None,
+        latency_ms: 0.0,
+        retry_after_ms: None,
+    };
+    let reply = match builder.send().await {
+        Ok(reply) => reply,
+        Err(e) => {
+            wire.failure = Some(describe(&e));
+            wire.latency_ms = ms(Instant::now());
+            return wire;
+        }
+    };
+    let status = reply.status().as_u16();
+    wire.status = Some(status);
+    wire.retry_after_ms = reply
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let success = (200..300).contains(&status);
+    if !(stream && success) {
+        match reply.bytes().await {
+            Ok(bytes) => {
+                wire.first_byte_ms = Some(ms(Instant::now()));
+                wire.body = utf8(bytes.to_vec());
+            }
+            Err(e) => wire.failure = Some(describe(&e)),
+        }
+        wire.latency_ms = ms(Instant::now());
+        return wire;
+    }
+    let mut body = reply.bytes_stream();
+    let mut parser = SseParser::default();
+    let mut raw = Vec::new();
+    loop {
+        let next = match tokio::time::timeout(idle, body.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                wire.failure = Some(format!(
+                    "stream idle for more than {} s",
+                    idle.as_secs_f64()
+                ));
+                break;
+            }
+        };
+        let now = Instant::now();
+        match next {
+            None => {
+                match parser.finish() {
+                    Ok(events) => wire.events.extend(events.into_iter().map(|e| (ms(now), e))),
+                    Err(e) => wire.failure = Some(e.to_string()),
+                }
+                break;
+            }
+            Some(Err(e)) => {
+                wire.failure = Some(describe(&e));
+                break;
+            }
+            Some(Ok(bytes)) => {
+                wire.first_byte_ms.get_or_insert(ms(now));
+                raw.extend_from_slice(&bytes);
+                match parser.push(&bytes) {
+                    Ok(events) => wire.events.extend(events.into_iter().map(|e| (ms(now), e))),
+                    Err(e) => {
+                        wire.failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    wire.body = utf8(raw);
+    wire.latency_ms = ms(Instant::now());
+    wire
+}
+
+fn utf8(bytes: Vec<u8>) -> String {
+    // Bodies are UTF-8 JSON; a lossy copy is made only for the rare body that is not.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// `Retry-After` as seconds or as an HTTP date, in milliseconds from now.
+pub fn parse_retry_after(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| (secs * 1000.0).min(u64::MAX as f64) as u64);
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64),
+    )
+}
+
+/// A transport failure in one line: what kind, and the innermost cause, which says what
+/// happened ("Connection refused"); the layers between only repeat it.
+pub(crate) fn describe(err: &reqwest::Error) -> String {
+    let mut text = if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        "connection failed".to_string()
+    } else if err.is_body() || err.is_decode() {
+        "the body broke off".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(err);
+    let mut innermost = None;
+    while let Some(cause) = source {
+        innermost = Some(cause.to_string());
+        source = cause.source();
+    }
+    if let Some(cause) = innermost {
+        text.push_str(": ");
+        text.push_str(&cause);
+    }
+    text
+}
+
+pub(crate) fn excerpt(body: &str) -> String {
+    const MAX: usize = 300;
+    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= MAX {
+        flat
+    } else {
+        let cut: String = flat.chars().take(MAX).collect();
+        format!("{cut}...")
+    }
+}
+
+/// Splits a leading `<think>...</think>` block, as reasoning models served raw emit it, from
+/// the final answer. An unclosed block is all reasoning.
+pub(crate) fn split_think(content: &str) -> (String, Option<String>) {
+    let trimmed = content.trim_start();
+    let Some(rest) = trimmed.strip_prefix("<think>") else {
+        return (content.to_string(), None);
+    };
+    match rest.split_once("</think>") {
+        Some((think, answer)) => (
+            answer.trim_start().to_string(),
+            Some(think.trim().to_string()),
+        ),
+        None => (String::new(), Some(rest.trim().to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(2000));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(500));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let ms = parse_retry_after(&later).unwrap();
+        assert!((28_000..=30_000).contains(&ms), "{ms}");
+    }
+
+    #[test]
+    fn long_error_bodies_are_shortened_on_one_line() {
+        let long = "x\n".repeat(400);
+        let e = excerpt(&long);
+        assert!(e.ends_with("...") && !e.contains('\n') && e.chars().count() == 303);
+    }
+
+    #[test]
+    fn think_blocks_are_split_off() {
+        let (text, think) = split_think("<think>\nrecall 1989\n</think>\n\nI cannot say.");
+        assert_eq!(
+            (text.as_str(), think.as_deref()),
+            ("I cannot say.", Some("recall 1989"))
+        );
+        let (text, think) = split_think("<think>never closed");
+        assert_eq!(
+            (text.as_str(), think.as_deref()),
+            ("", Some("never closed"))
+        );
+        assert_eq!(split_think("plain").1, None);
+    }
+}

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -71,6 +72,25 @@ pub struct Reply {
     pub body: Option<String>,
     #[serde(default)]
     pub delay_ms: u64,
+    /// Sent as a `Retry-After` header with a failure.
+    #[serde(default)]
+    pub retry_after: Option<String>,
+    /// Only the first this many requests that pick this reply fail (with `status`, 503 by
+    /// default); later ones are answered normally. 0: every request gets the reply as written.
+    #[serde(default)]
+    pub fail_times: u32,
+    /// Send the headers and part of the body, then break the connection.
+    #[serde(default)]
+    pub reset: bool,
+    /// Streams only: stop after half the content, with no finish reason and no `[DONE]`.
+    #[serde(default)]
+    pub cut_stream: bool,
+    /// Streams only: send the content, then withdraw it (`finish_reason: content_filter`).
+    #[serde(default)]
+    pub retract: bool,
+    /// Streams only: the pause before each event.
+    #[serde(default)]
+    pub chunk_delay_ms: u64,
 }
 
 impl Script {
@@ -99,11 +119,14 @@ impl Script {
         }
     }
 
-    fn pick(&self, prompt: &str) -> &Reply {
+    /// The reply for a prompt and its index (rules in order, then the default).
+    fn pick(&self, prompt: &str) -> (usize, &Reply) {
         self.rules
             .iter()
-            .find(|r| r.contains.iter().any(|w| prompt.contains(w.as_str())))
-            .map_or(&self.default, |r| &r.reply)
+            .position(|r| r.contains.iter().any(|w| prompt.contains(w.as_str())))
+            .map_or((self.rules.len(), &self.default), |i| {
+                (i, &self.rules[i].reply)
+            })
     }
 }
 
@@ -150,21 +173,33 @@ struct Shared {
     script: Script,
     counter: AtomicU64,
     log: Mutex<Vec<Value>>,
+    /// Requests seen per reply (rules in order, then the default), for `fail_times`.
+    picks: Vec<AtomicU64>,
+}
+
+impl Shared {
+    fn new(script: Script) -> Shared {
+        let picks = (0..=script.rules.len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Shared {
+            script,
+            counter: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
+            picks,
+        }
+    }
 }
 
 /// The mock's routes on a listener; runs until the future is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, script: Script) -> std::io::Result<()> {
-    let shared = Arc::new(Shared {
-        script,
-        counter: AtomicU64::new(0),
-        log: Mutex::new(Vec::new()),
-    });
-    axum::serve(listener, router(shared)).await
+    axum::serve(listener, router(Arc::new(Shared::new(script)))).await
 }
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
         .with_state(shared)
 }
@@ -173,7 +208,22 @@ async fn models() -> Json<Value> {
     Json(json!({"object": "list", "data": [{"id": "mock", "object": "model"}]}))
 }
 
+/// Which API a request came in on.
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    OpenAi,
+    Anthropic,
+}
+
 async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
+    answer(shared, headers, body, Api::OpenAi).await
+}
+
+async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
+    answer(shared, headers, body, Api::Anthropic).await
+}
+
+async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: String, api: Api) -> Response {
     let n = shared.counter.fetch_add(1, Ordering::Relaxed);
     let request: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
@@ -182,10 +232,13 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Strin
     shared.log.lock().unwrap().push(request.clone());
     let script = &shared.script;
     if let Some(key) = &script.require_key {
-        let sent = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let sent = match api {
+            Api::OpenAi => headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ")),
+            Api::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+        };
         if sent != Some(key.as_str()) {
             let error =
                 json!({"error": {"message": "invalid api key", "type": "invalid_request_error"}});
@@ -196,37 +249,204 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Strin
         .as_array()
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .and_then(|m| m["content"].as_str())
-        .unwrap_or("");
-    let reply = script.pick(prompt);
+        .unwrap_or("")
+        .to_string();
+    let (index, reply) = script.pick(&prompt);
     let delay = script.latency_ms + reply.delay_ms;
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let status = StatusCode::from_u16(reply.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
-    if let Some(raw) = &reply.body {
-        return (status, raw.clone()).into_response();
+    let seen = shared.picks[index].fetch_add(1, Ordering::Relaxed);
+    let failing = reply.fail_times == 0 || seen < u64::from(reply.fail_times);
+    let default_status = if reply.fail_times > 0 { 503 } else { 200 };
+    let status = if failing {
+        StatusCode::from_u16(reply.status.unwrap_or(default_status)).unwrap_or(StatusCode::OK)
+    } else {
+        StatusCode::OK
+    };
+    if failing && !status.is_success() {
+        let mut response = match &reply.body {
+            Some(raw) => (status, raw.clone()).into_response(),
+            None => {
+                let error = json!({"error": {"message": format!("scripted failure {}", status.as_u16()), "type": "server_error"}});
+                (status, Json(error)).into_response()
+            }
+        };
+        if let Some(after) = &reply.retry_after {
+            if let Ok(value) = after.parse() {
+                response.headers_mut().insert("retry-after", value);
+            }
+        }
+        return response;
     }
-    if !status.is_success() {
-        let error = json!({"error": {"message": format!("scripted failure {}", status.as_u16()), "type": "server_error"}});
-        return (status, Json(error)).into_response();
+    if failing {
+        if let Some(raw) = &reply.body {
+            return (status, raw.clone()).into_response();
+        }
     }
     let text = reply
         .text
         .clone()
-        .unwrap_or_else(|| canned(reply.kind, prompt));
-    let mut message = json!({"role": "assistant", "content": text});
-    if let Some(r) = &reply.reasoning {
-        message["reasoning_content"] = json!(r);
+        .unwrap_or_else(|| canned(reply.kind, &prompt));
+    let model = request["model"].as_str().unwrap_or("mock").to_string();
+    let finish = reply.finish_reason.clone().unwrap_or_else(|| "stop".into());
+    if failing && reply.reset {
+        return broken_body();
     }
-    let model = request["model"].as_str().unwrap_or("mock");
-    Json(json!({
-        "id": format!("mock-{n}"),
-        "object": "chat.completion",
-        "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason.as_deref().unwrap_or("stop")}],
-        "usage": {"prompt_tokens": prompt.chars().count(), "completion_tokens": text.chars().count(), "total_tokens": 0}
-    }))
-    .into_response()
+    if request["stream"] == true {
+        let events = match api {
+            Api::OpenAi => openai_events(&model, &text, reply.reasoning.as_deref(), &finish, reply),
+            Api::Anthropic => anthropic_events(&model, &text, &finish, reply),
+        };
+        return sse(events, reply.chunk_delay_ms);
+    }
+    let body = match api {
+        Api::OpenAi => {
+            let mut message = json!({"role": "assistant", "content": text});
+            if let Some(r) = &reply.reasoning {
+                message["reasoning_content"] = json!(r);
+            }
+            json!({
+                "id": format!("mock-{n}"),
+                "object": "chat.completion",
+                "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": prompt.chars().count(), "completion_tokens": text.chars().count(), "total_tokens": 0}
+            })
+        }
+        Api::Anthropic => {
+            let stop = if finish == "stop" {
+                "end_turn".to_string()
+            } else {
+                finish
+            };
+            json!({
+                "id": format!("msg-{n}"),
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": stop,
+            })
+        }
+    };
+    Json(body).into_response()
+}
+
+/// The answer in four pieces, as a streaming server sends it.
+fn pieces(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(4).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+fn openai_events(
+    model: &str,
+    text: &str,
+    reasoning: Option<&str>,
+    finish: &str,
+    reply: &Reply,
+) -> Vec<(Option<&'static str>, String)> {
+    let mut events = Vec::new();
+    let chunk = |delta: Value, finish: Value| {
+        (None, json!({"object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string())
+    };
+    if let Some(r) = reasoning {
+        events.push(chunk(json!({"reasoning_content": r}), Value::Null));
+    }
+    let parts = pieces(text);
+    let keep = if reply.cut_stream {
+        parts.len() / 2
+    } else {
+        parts.len()
+    };
+    for p in &parts[..keep.max(1).min(parts.len())] {
+        events.push(chunk(json!({"content": p}), Value::Null));
+    }
+    if reply.cut_stream {
+        return events;
+    }
+    let finish = if reply.retract {
+        "content_filter"
+    } else {
+        finish
+    };
+    events.push(chunk(json!({}), json!(finish)));
+    events.push((None, "[DONE]".into()));
+    events
+}
+
+fn anthropic_events(
+    model: &str,
+    text: &str,
+    finish: &str,
+    reply: &Reply,
+) -> Vec<(Option<&'static str>, String)> {
+    let mut events = vec![
+        (Some("message_start"), json!({"type": "message_start", "message": {"model": model, "content": [], "role": "assistant"}}).to_string()),
+        (Some("content_block_start"), json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}).to_string()),
+    ];
+    let parts = pieces(text);
+    let keep = if reply.cut_stream {
+        parts.len() / 2
+    } else {
+        parts.len()
+    };
+    for p in &parts[..keep.max(1).min(parts.len())] {
+        events.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}).to_string()));
+    }
+    if reply.cut_stream {
+        return events;
+    }
+    let stop = match finish {
+        _ if reply.retract => "refusal",
+        "stop" => "end_turn",
+        other => other,
+    };
+    events.push((
+        Some("message_delta"),
+        json!({"type": "message_delta", "delta": {"stop_reason": stop}}).to_string(),
+    ));
+    events.push((
+        Some("message_stop"),
+        json!({"type": "message_stop"}).to_string(),
+    ));
+    events
+}
+
+fn sse(events: Vec<(Option<&'static str>, String)>, delay_ms: u64) -> Response {
+    let stream = futures::stream::iter(events).then(move |(name, data)| async move {
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        let mut frame = String::new();
+        if let Some(name) = name {
+            frame.push_str(&format!("event: {name}\n"));
+        }
+        frame.push_str(&format!("data: {data}\n\n"));
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(frame))
+    });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    response
+}
+
+/// Headers, a few bytes of body, then the connection breaks.
+fn broken_body() -> Response {
+    let stream = futures::stream::iter([
+        Ok(axum::body::Bytes::from_static(b"{\"choices\": [")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "scripted reset",
+        )),
+    ]);
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
 }
 
 /// A mock running on its own thread and runtime, so that sync and async tests alike can use
@@ -240,11 +460,7 @@ pub struct MockServer {
 
 impl MockServer {
     pub fn start(script: Script) -> MockServer {
-        let shared = Arc::new(Shared {
-            script,
-            counter: AtomicU64::new(0),
-            log: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared::new(script));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let app = router(shared.clone());

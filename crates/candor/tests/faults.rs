@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use candor_mock::{Kind, MockServer, Reply, Rule, Script};
+use candor_mock::{MockServer, Reply, Rule, Script};
 use rusqlite::Connection;
 use serde_json::Value;
 

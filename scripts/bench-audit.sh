@@ -3,6 +3,8 @@
 # capacity measured by a load generator (wrk) in the same run, so the figures are a ratio.
 #
 #   scripts/bench-audit.sh [PROMPTS] [CONCURRENCY] [LATENCY_MS]   (defaults: 2000 64 0)
+#   STREAM=1 scripts/bench-audit.sh ...     streamed answers (SSE), for both wrk and candor
+#   RUNS=N                                  audits to take the median of (default 5)
 #
 # Needs wrk (Debian package `wrk`) and GNU time (`time`); installs them with apt-get when
 # missing and running as root.
@@ -38,8 +40,10 @@ url=$(sed -n 's/^listening on //p' "$out/mock.log")
 cat > "$out/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Benchmark question 1: tell me about the history of this city."}],"stream":false}'
+wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Benchmark question 1: tell me about the history of this city."}],"stream":STREAM}'
 LUA
+stream=${STREAM:-0}
+if [ "$stream" = 1 ]; then sed -i 's/STREAM/true/' "$out/post.lua"; stream_flag=--stream; else sed -i 's/STREAM/false/' "$out/post.lua"; stream_flag=; fi
 wrk -t2 -c"$concurrency" -d5s -s "$out/post.lua" "$url/chat/completions" > "$out/wrk.txt"
 raw=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
 
@@ -50,16 +54,17 @@ rates=()
 for i in $(seq "$runs"); do
   rm -f "$out/bench.db" "$out/bench.db-wal" "$out/bench.db-shm"
   /usr/bin/time -v "$bin/candor" --store "$out/bench.db" audit --suite "$out/prompts.jsonl" \
-    --target "openai/bench@$url" --concurrency "$concurrency" > "$out/audit.txt" 2> "$out/audit.err"
+    --target "openai/bench@$url" --concurrency "$concurrency" $stream_flag > "$out/audit.txt" 2> "$out/audit.err"
   rates+=("$(sed -n 's/.* responses in .* s (\([0-9]*\) requests\/s)/\1/p' "$out/audit.err")")
   rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/audit.err")
   wall=$(sed -n 's/.* responses in \([0-9.]*\) s .*/\1/p' "$out/audit.err")
-  echo "run $i: ${rates[-1]} requests/s, ${wall} s, peak RSS $((rss_kb / 1024)) MB" >&2
+  cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u+s}' "$out/audit.err")
+  echo "run $i: ${rates[-1]} requests/s, ${wall} s asking, ${cpu} CPU s in all, peak RSS $((rss_kb / 1024)) MB" >&2
 done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 stored=$(sqlite3 "$out/bench.db" 'select count(*) from responses' 2>/dev/null || echo "?")
 
-echo "prompts=$prompts concurrency=$concurrency latency_ms=$latency runs=$runs"
+echo "prompts=$prompts concurrency=$concurrency latency_ms=$latency stream=$stream runs=$runs"
 echo "mock raw capacity (wrk, 5 s, $concurrency connections): $raw requests/s"
 echo "candor audit: $stored responses stored; median $median requests/s of (${rates[*]}) = $(python3 -c "print(f'{$median/$raw:.2f}')") x raw capacity"
-echo "candor peak RSS (last run): $((rss_kb / 1024)) MB; wall of the last run: $wall s"
+echo "last run: $wall s asking (ideal at this latency: $(python3 -c "print(f'{$prompts / $concurrency * $latency / 1000:.2f}')") s), ${cpu} CPU s for the whole audit, peak RSS $((rss_kb / 1024)) MB"

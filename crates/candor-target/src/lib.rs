@@ -139,10 +139,68 @@ pub fn build(spec: &TargetSpec, settings: &TargetSettings) -> Result<Box<dyn Tar
     }
 }
 
+/// Reads a provider's body as if it had just arrived: the same classification a live exchange
+/// gets. For re-reading stored raw bodies, and the entry point of the body fuzz target.
+pub fn classify_body(provider: &str, status: u16, body: &str, stream: bool) -> Option<Response> {
+    let mut wire = http::Wire {
+        status: Some(status),
+        body: body.to_string(),
+        events: Vec::new(),
+        failure: None,
+        first_byte_ms: None,
+        latency_ms: 0.0,
+        retry_after_ms: None,
+    };
+    if stream {
+        let mut parser = sse::SseParser::default();
+        let mut events = parser.push(body.as_bytes()).unwrap_or_default();
+        events.extend(parser.finish().unwrap_or_default());
+        wire.events = events.into_iter().map(|e| (0.0, e)).collect();
+    }
+    match provider {
+        "openai" => Some(openai::read(&wire, "", stream)),
+        "anthropic" => Some(anthropic::read(&wire, "", stream)),
+        _ => None,
+    }
+}
+
 /// Reads a key from the environment; an empty variable counts as unset.
 fn key_from_env(env: &str) -> Option<Secret> {
     std::env::var(env)
         .ok()
         .filter(|v| !v.trim().is_empty())
         .map(|v| Secret(v.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::Outcome;
+    use proptest::prelude::*;
+
+    fn check(r: &Response) -> Result<(), TestCaseError> {
+        prop_assert!(r.outcome != Outcome::Ok || !r.text.trim().is_empty());
+        prop_assert!(r.outcome == Outcome::Ok || r.error.is_some());
+        Ok(())
+    }
+
+    proptest! {
+        /// Whatever a provider sends, reading it gives a consistent response and never panics.
+        #[test]
+        fn any_body_reads_to_a_consistent_response(
+            body in prop_oneof![
+                "\\PC{0,300}",
+                "(data: (\\{\"choices\":\\[\\{\"delta\":\\{\"content\":\"[a-z ]{0,8}\"\\},\"finish_reason\":(null|\"stop\"|\"length\"|\"content_filter\")\\}\\]\\}|\\[DONE\\]|\\{oops)\n\n){0,6}",
+                "(event: [a-z_]{0,14}\ndata: \\{\"type\":\"(message_start|content_block_delta|message_delta|message_stop|error)\",\"delta\":\\{\"text\":\"[a-z]{0,5}\",\"stop_reason\":\"(end_turn|refusal|max_tokens)\"\\}\\}\n\n){0,6}",
+            ],
+            status in prop_oneof![Just(200u16), Just(400u16), Just(429u16), Just(500u16), 100u16..600],
+            stream in any::<bool>(),
+        ) {
+            for provider in ["openai", "anthropic"] {
+                let r = classify_body(provider, status, &body, stream).unwrap();
+                check(&r)?;
+                prop_assert_eq!(r.http_status, Some(status));
+            }
+        }
+    }
 }

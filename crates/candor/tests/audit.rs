@@ -322,9 +322,11 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
         ..Script::canned()
     });
     let ws = Workspace::new();
+    // Trace-level logs of every crate, so that a key printed by any layer would show.
     let out = ws
         .candor()
         .env("MY_PROVIDER_KEY", key)
+        .env("CANDOR_LOG", "trace")
         .args([
             "audit",
             "--api-key-env",
@@ -336,13 +338,32 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
         ])
         .assert()
         .success();
+    assert!(
+        out.get_output().stderr.len() > 1000,
+        "trace logs were written"
+    );
     assert_eq!(
         ws.sql::<i64>("SELECT count(*) FROM responses WHERE outcome = 'ok'"),
         36
     );
+    // The same for Anthropic's header, streamed.
+    let anthropic = ws
+        .candor()
+        .env("ANTHROPIC_API_KEY", key)
+        .env("CANDOR_LOG", "trace")
+        .args(["audit", "--stream", "--lang", "en"])
+        .args(["--target", &format!("anthropic/c@http://{}", mock.addr)])
+        .assert()
+        .success();
+    assert_eq!(
+        ws.sql::<i64>("SELECT count(*) FROM responses WHERE outcome = 'ok'"),
+        54
+    );
     let output = [
         out.get_output().stdout.clone(),
         out.get_output().stderr.clone(),
+        anthropic.get_output().stdout.clone(),
+        anthropic.get_output().stderr.clone(),
     ]
     .concat();
     assert!(!String::from_utf8_lossy(&output).contains(key));

@@ -4,10 +4,18 @@
 //! `ok`, verdict not unscored); non-model outcomes (provider filters, errors, ...) are counted
 //! apart, because they say something about the provider, not about what the model would say.
 
+pub mod bootstrap;
+pub mod correction;
+mod tests_stat;
+
 use std::collections::BTreeMap;
 
 use candor_core::{Compliance, Outcome};
 use serde::Serialize;
+
+pub use bootstrap::{cluster_bootstrap, paired_bootstrap};
+pub use correction::{correct, Corrected};
+pub use tests_stat::{benjamini_hochberg, holm, mcnemar_exact};
 
 /// The 97.5th percentile of the standard normal: a two-sided 95% interval.
 pub const Z95: f64 = 1.959_963_984_540_054;

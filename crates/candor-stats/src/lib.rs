@@ -4,6 +4,7 @@
 //! `ok`, verdict not unscored); non-model outcomes (provider filters, errors, ...) are counted
 //! apart, because they say something about the provider, not about what the model would say.
 
+pub mod analysis;
 pub mod bootstrap;
 pub mod correction;
 mod tests_stat;

@@ -3,8 +3,14 @@
 //! A report never computes from anything but the [`AuditSummary`], which is built from the
 //! store, so every figure printed traces back to stored responses.
 
+pub mod data;
+pub mod html;
+pub mod markdown;
+
 use candor_stats::{GroupSummary, Rate, TargetSummary};
 use serde::Serialize;
+
+pub use data::{JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION};
 
 /// Everything a report shows about one run.
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +75,15 @@ pub struct TopicReport {
 }
 
 pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// A p-value as people read them: three decimals, or "<0.001".
+pub(crate) fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
 
 pub fn to_json(summary: &AuditSummary) -> String {
     serde_json::to_string_pretty(summary).expect("summary serialises")

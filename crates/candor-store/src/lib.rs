@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use candor_core::{Compliance, Outcome, Request, Response, Stance, Suite, Verdict};
+use candor_core::{Compliance, Intent, Outcome, Probe, Request, Response, Stance, Suite, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
 use serde::Serialize;
@@ -138,6 +138,20 @@ pub struct TargetRow {
     pub provider: String,
     pub model: String,
     pub base_url: String,
+    pub provenance: serde_json::Value,
+}
+
+/// A response's text and where it belongs: what a report shows, without raw bodies.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub id: i64,
+    pub target_id: i64,
+    pub probe_id: String,
+    pub lang: String,
+    pub sample: u32,
+    pub outcome: String,
+    pub text: String,
+    pub error: Option<String>,
 }
 
 /// A response as stored, with where it belongs.
@@ -160,12 +174,18 @@ pub struct StoredResponse {
 pub struct JudgedRow {
     pub response_id: i64,
     pub target_id: i64,
+    pub probe_id: String,
     pub topic: String,
+    pub subject: Option<String>,
+    pub intent: Option<Intent>,
+    pub template: Option<String>,
     pub lang: String,
+    pub sample: u32,
     pub outcome: Outcome,
     /// `None` when the response was not judged or the judge left it unscored.
     pub compliance: Option<Compliance>,
     pub stance: Option<Stance>,
+    pub fact_recall: Option<f64>,
     pub rule: Option<String>,
 }
 
@@ -393,10 +413,11 @@ impl SqliteStore {
     pub fn targets(&self, run_id: i64) -> Result<Vec<TargetRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, position, spec, provider, model, base_url FROM targets WHERE run_id = ?1 ORDER BY position")
+            .prepare("SELECT id, position, spec, provider, model, base_url, provenance FROM targets WHERE run_id = ?1 ORDER BY position")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([run_id], |r| {
+                let provenance: String = r.get(6)?;
                 Ok(TargetRow {
                     id: r.get(0)?,
                     position: r.get(1)?,
@@ -404,6 +425,7 @@ impl SqliteStore {
                     provider: r.get(3)?,
                     model: r.get(4)?,
                     base_url: r.get(5)?,
+                    provenance: serde_json::from_str(&provenance).unwrap_or(serde_json::Value::Null),
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -602,7 +624,8 @@ impl SqliteStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT r.id, r.target_id, coalesce(p.topic, '?'), r.lang, r.outcome, v.compliance, v.stance, v.rule
+                "SELECT r.id, r.target_id, r.probe_id, coalesce(p.topic, '?'), p.subject, p.intent, p.template,
+                        r.lang, r.sample, r.outcome, v.compliance, v.stance, v.fact_recall, v.rule
                  FROM responses r
                  JOIN runs ON runs.id = r.run_id
                  LEFT JOIN probes p ON p.suite_hash = runs.suite_hash AND p.probe_id = r.probe_id
@@ -611,50 +634,73 @@ impl SqliteStore {
                  ORDER BY r.id",
             )
             .map_err(|e| self.err(e))?;
-        type Raw = (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let raw: Vec<Raw> = stmt
-            .query_map(params![run_id, judge], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
+        let mut rows = stmt.query(params![run_id, judge]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get_err = |e| self.err(e);
+            let outcome: String = r.get(9).map_err(get_err)?;
+            let intent: Option<String> = r.get(5).map_err(get_err)?;
+            let compliance: Option<String> = r.get(10).map_err(get_err)?;
+            let stance: Option<String> = r.get(11).map_err(get_err)?;
+            out.push(JudgedRow {
+                response_id: r.get(0).map_err(get_err)?,
+                target_id: r.get(1).map_err(get_err)?,
+                probe_id: r.get(2).map_err(get_err)?,
+                topic: r.get(3).map_err(get_err)?,
+                subject: r.get(4).map_err(get_err)?,
+                intent: intent.map(|i| self.parse(&i, "probes.intent")).transpose()?,
+                template: r.get(6).map_err(get_err)?,
+                lang: r.get(7).map_err(get_err)?,
+                sample: r.get(8).map_err(get_err)?,
+                outcome: self.parse(&outcome, "responses.outcome")?,
+                compliance: compliance.map(|c| self.parse(&c, "verdicts.compliance")).transpose()?,
+                stance: stance.map(|s| self.parse(&s, "verdicts.stance")).transpose()?,
+                fact_recall: r.get(12).map_err(get_err)?,
+                rule: r.get(13).map_err(get_err)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every answer of a run, without raw bodies and stream events.
+    pub fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses WHERE run_id = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(Answer {
+                    id: r.get(0)?,
+                    target_id: r.get(1)?,
+                    probe_id: r.get(2)?,
+                    lang: r.get(3)?,
+                    sample: r.get(4)?,
+                    outcome: r.get(5)?,
+                    text: r.get(6)?,
+                    error: r.get(7)?,
+                })
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))?;
-        raw.into_iter()
-            .map(
-                |(response_id, target_id, topic, lang, outcome, compliance, stance, rule)| {
-                    Ok(JudgedRow {
-                        response_id,
-                        target_id,
-                        topic,
-                        lang,
-                        outcome: self.parse(&outcome, "responses.outcome")?,
-                        compliance: compliance
-                            .map(|c| self.parse(&c, "verdicts.compliance"))
-                            .transpose()?,
-                        stance: stance
-                            .map(|s| self.parse(&s, "verdicts.stance"))
-                            .transpose()?,
-                        rule,
-                    })
-                },
+        Ok(rows)
+    }
+
+    /// The probes a run asked, as stored with its suite hash.
+    pub fn probes(&self, run_id: i64) -> Result<Vec<Probe>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.body FROM probes p JOIN runs ON runs.suite_hash = p.suite_hash WHERE runs.id = ?1 ORDER BY p.rowid",
             )
+            .map_err(|e| self.err(e))?;
+        let bodies: Vec<String> = stmt
+            .query_map([run_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|_| self.bad("probes.body", b)))
             .collect()
     }
 

@@ -96,6 +96,12 @@ pub struct AuditArgs {
     /// Continue a stored run: ask only what it is missing, with its own settings.
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["suite", "targets", "targets_file", "lang", "samples"])]
     resume: Option<i64>,
+    /// Where to write the HTML report of the run.
+    #[arg(long, value_name = "FILE", default_value = "candor-report.html")]
+    report: PathBuf,
+    /// Write no HTML report.
+    #[arg(long)]
+    no_report: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -424,6 +430,13 @@ fn execute(
 
     let summary = crate::summary::from_store(&store, run_id, judge.id()).map_err(Failure::run)?;
     crate::summary::emit(&summary, args.json.as_deref())?;
+    if !args.no_report {
+        let data = crate::findings::build(&store, &[run_id], judge.id(), None)?;
+        crate::report::write(&data, crate::report::Format::Html, Some(&args.report))?;
+        if !args.quiet {
+            eprintln!("candor: report written to {}", args.report.display());
+        }
+    }
     if failed.is_empty() {
         Ok(())
     } else {

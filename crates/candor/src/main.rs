@@ -3,6 +3,9 @@
 //! One module per subcommand; `summary` builds the figures every output shows from the store.
 
 mod audit;
+mod compare;
+mod findings;
+mod gate;
 mod progress;
 mod report;
 mod summary;
@@ -31,8 +34,12 @@ struct Cli {
 enum Command {
     /// Ask every probe of a suite to every target, judge the answers, print the figures.
     Audit(Box<audit::AuditArgs>),
-    /// Print the figures of a stored run again (the latest run when no id is given).
+    /// The figures of stored runs: terminal table, HTML, Markdown or JSON.
     Report(report::ReportArgs),
+    /// Compare two targets, or one target in two runs, on the same questions.
+    Compare(compare::CompareArgs),
+    /// Check a run against thresholds; exit 1 when any rule fails (for CI).
+    Gate(gate::GateArgs),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -63,6 +70,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Audit(args) => audit::run(&cli.store, *args),
         Command::Report(args) => report::run(&cli.store, args),
+        Command::Compare(args) => compare::run(&cli.store, args),
+        Command::Gate(args) => gate::run(&cli.store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

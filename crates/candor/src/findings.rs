@@ -1,0 +1,196 @@
+//! Builds the full report of one or more stored runs: every figure from the store's rows.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use candor_core::Compliance;
+use candor_report::{JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION};
+use candor_stats::analysis::{self, Obs};
+use candor_store::{JudgedRow, SqliteStore};
+use serde::Deserialize;
+
+use crate::Failure;
+
+/// Past this many responses the report shows only the first samples of each probe.
+const MAX_SHOWN: usize = 20_000;
+/// Characters of answer text the whole report may carry; each answer gets its share.
+const TEXT_BUDGET: usize = 8_000_000;
+
+/// A judge's confusion matrix on a gold set, for judge-error correction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confusion {
+    /// Must be candid, evasive, refused, in this order.
+    pub labels: Vec<String>,
+    /// Rows: the gold label; columns: the judge's.
+    pub matrix: Vec<Vec<u64>>,
+}
+
+pub fn read_confusion(path: &Path) -> Result<Confusion, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let c: Confusion = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let expected: Vec<&str> = Compliance::ALL.iter().map(|c| c.as_str()).collect();
+    if c.labels != expected || c.matrix.len() != 3 || c.matrix.iter().any(|r| r.len() != 3) {
+        return Err(Failure::usage(format!(
+            "{}: labels must be {expected:?} and the matrix 3 x 3 (rows gold, columns judge)",
+            path.display()
+        )));
+    }
+    Ok(c)
+}
+
+/// Observations of one run, targets numbered from `offset`.
+pub fn observations(rows: Vec<JudgedRow>, target_ids: &[i64], offset: usize) -> Vec<Obs> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let target = offset + target_ids.iter().position(|&id| id == r.target_id)?;
+            Some(Obs {
+                response_id: r.response_id,
+                target,
+                probe: r.probe_id,
+                topic: r.topic,
+                subject: r.subject,
+                intent: r.intent,
+                template: r.template,
+                lang: r.lang,
+                sample: r.sample,
+                outcome: r.outcome,
+                compliance: r.compliance,
+                stance: r.stance,
+                fact_recall: r.fact_recall,
+            })
+        })
+        .collect()
+}
+
+pub fn build(
+    store: &SqliteStore,
+    run_ids: &[i64],
+    judge: &str,
+    confusion: Option<&Confusion>,
+) -> Result<ReportData, Failure> {
+    let mut runs = Vec::new();
+    let mut targets = Vec::new();
+    let mut obs = Vec::new();
+    let mut probes = Vec::new();
+    let mut seen_probes = HashSet::new();
+    let mut answers = Vec::new();
+    let mut verdicts: HashMap<i64, JudgedRow> = HashMap::new();
+    for &run_id in run_ids {
+        let run = store.run(run_id).map_err(Failure::usage)?;
+        let rows = store.targets(run_id).map_err(Failure::run)?;
+        let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
+        let offset = targets.len();
+        for t in rows {
+            let label = if run_ids.len() > 1 { format!("run {run_id} · {}", t.spec) } else { t.spec.clone() };
+            targets.push(TargetInfo {
+                label,
+                run_id,
+                spec: t.spec,
+                provider: t.provider,
+                model: t.model,
+                base_url: t.base_url,
+                provenance: t.provenance,
+            });
+        }
+        let judged = store.judged_rows(run_id, judge).map_err(Failure::run)?;
+        for r in &judged {
+            verdicts.insert(r.response_id, r.clone());
+        }
+        obs.extend(observations(judged, &ids, offset));
+        for p in store.probes(run_id).map_err(Failure::run)? {
+            if seen_probes.insert(p.id.clone()) {
+                probes.push(p);
+            }
+        }
+        for a in store.answers(run_id).map_err(Failure::run)? {
+            if let Some(t) = ids.iter().position(|&id| id == a.target_id) {
+                answers.push((offset + t, a));
+            }
+        }
+        runs.push(RunInfo {
+            id: run.id,
+            status: run.status,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            suite_id: run.suite_id,
+            suite_version: run.suite_version,
+            suite_hash: run.suite_hash,
+            settings: run.settings,
+            candor_version: run.candor_version,
+        });
+    }
+    let analysis = analysis::analyse(targets.len(), &obs, false);
+    let corrected = match confusion {
+        Some(c) => analysis
+            .iter()
+            .map(|a| {
+                let f = &a.overall;
+                let observed = [f.candid.count, f.evasive.count, f.refused.count];
+                candor_stats::correct(&observed, &c.matrix, 1_000, candor_stats::bootstrap::DEFAULT_SEED)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let responses_total = answers.len() as u64;
+    let responses = shown(answers, &verdicts);
+    let judge = JudgeInfo {
+        id: judge.to_string(),
+        gold_accuracy: confusion.map(|c| {
+            let total: u64 = c.matrix.iter().flatten().sum();
+            let right: u64 = (0..3).map(|i| c.matrix[i][i]).sum();
+            right as f64 / total.max(1) as f64
+        }),
+        gold_items: confusion.map(|c| c.matrix.iter().flatten().sum()),
+    };
+    Ok(ReportData {
+        schema: REPORT_SCHEMA_VERSION,
+        candor_version: candor_core::CANDOR_VERSION.to_string(),
+        runs,
+        targets,
+        judge,
+        methods: Methods::default(),
+        analysis,
+        corrected,
+        probes,
+        responses,
+        responses_total,
+    })
+}
+
+/// The answers the report shows: all of them in ordinary runs; in very large ones the first
+/// samples of every (target, probe, language), with texts shortened to fit the budget.
+fn shown(answers: Vec<(usize, candor_store::Answer)>, verdicts: &HashMap<i64, JudgedRow>) -> Vec<ResponseView> {
+    let groups: HashSet<(usize, &str, &str)> = answers.iter().map(|(t, a)| (*t, a.probe_id.as_str(), a.lang.as_str())).collect();
+    let per_group = if answers.len() <= MAX_SHOWN { u32::MAX } else { (MAX_SHOWN / groups.len().max(1)).max(1) as u32 };
+    let kept = answers.iter().filter(|(_, a)| a.sample < per_group).count().max(1);
+    let limit = (TEXT_BUDGET / kept).clamp(200, 20_000);
+    let mut out: Vec<ResponseView> = Vec::with_capacity(kept);
+    for (t, a) in answers {
+        if a.sample >= per_group {
+            continue;
+        }
+        let v = verdicts.get(&a.id);
+        let shortened = a.text.chars().count() > limit;
+        let text = if shortened { a.text.chars().take(limit).collect::<String>() + "…" } else { a.text };
+        out.push(ResponseView {
+            id: a.id,
+            target: t,
+            probe: a.probe_id,
+            lang: a.lang,
+            sample: a.sample,
+            outcome: a.outcome,
+            compliance: v.and_then(|v| v.compliance).map(|c| c.as_str().to_string()),
+            rule: v.and_then(|v| v.rule.clone()),
+            stance: v.and_then(|v| v.stance).map(|s| s.as_str().to_string()),
+            fact_recall: v.and_then(|v| v.fact_recall),
+            error: a.error,
+            text,
+            shortened,
+        });
+    }
+    out.sort_by_key(|r| (r.target, r.id));
+    out
+}

@@ -30,7 +30,13 @@ pub fn esc(text: &str) -> String {
 /// An anchor id from any text: letters, digits and dashes only.
 pub fn slug(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -40,7 +46,12 @@ fn pct(x: f64) -> String {
 
 fn rate(r: &Rate) -> String {
     match (r.share, r.low, r.high) {
-        (Some(s), Some(l), Some(h)) => format!("{} <small>[{:.0}–{:.0}]</small>", pct(s), l * 100.0, h * 100.0),
+        (Some(s), Some(l), Some(h)) => format!(
+            "{} <small>[{:.0}–{:.0}]</small>",
+            pct(s),
+            l * 100.0,
+            h * 100.0
+        ),
         _ => "–".into(),
     }
 }
@@ -52,10 +63,15 @@ fn points(d: f64) -> String {
 fn heat(share: f64) -> String {
     let s = share.clamp(0.0, 1.0);
     let mix = |a: f64, b: f64| (a + (b - a) * s).round() as u8;
-    format!("#{:02x}{:02x}{:02x}", mix(247.0, 178.0), mix(247.0, 24.0), mix(247.0, 43.0))
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(247.0, 178.0),
+        mix(247.0, 24.0),
+        mix(247.0, 43.0)
+    )
 }
 
-const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em 1.5em;color:#222}\
+const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1120px;padding:1em 1.5em;color:#222}\
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #ccc}table{border-collapse:collapse;margin:.5em 0}\
 td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f3f3f3}\
 td.heat{text-align:center;min-width:5em}small{color:#555}.badge{display:inline-block;padding:0 .4em;border-radius:3px;font-size:.85em}\
@@ -107,13 +123,21 @@ fn summary(h: &mut String, data: &ReportData) {
         if a.china.judged > 0 {
             let _ = write!(h, "on probes about China, {}", side(&a.china));
             if a.controls.judged > 0 {
-                let _ = write!(h, "; on matched control probes about other governments, {}", side(&a.controls));
+                let _ = write!(
+                    h,
+                    "; on matched control probes about other governments, {}",
+                    side(&a.controls)
+                );
             }
             h.push_str(". ");
         } else {
             let _ = write!(h, "{}. ", side(&a.overall));
         }
-        if let Some(d) = a.pooled_gap.as_ref().and_then(|g| diff_of(&g.differences, Measure::NonCandid)) {
+        if let Some(d) = a
+            .pooled_gap
+            .as_ref()
+            .and_then(|g| diff_of(&g.differences, Measure::NonCandid))
+        {
             let _ = write!(
                 h,
                 "Gap in answers that were not candid, China minus controls, paired: <b>{} points</b> [{}, {}]. ",
@@ -140,17 +164,25 @@ fn summary(h: &mut String, data: &ReportData) {
     }
 }
 
-/// Topics in report order: those about China first, then the others, each by name.
+/// Topics in report order: those whose every probe is about China first, then the others,
+/// each by name.
 fn topic_order(data: &ReportData) -> Vec<(String, bool)> {
-    let mut topics: BTreeMap<(bool, String), ()> = BTreeMap::new();
+    let mut china: BTreeMap<String, bool> = BTreeMap::new();
     for p in &data.probes {
-        topics.insert((p.subject.as_deref() != Some(FOCUS_SUBJECT), p.topic.clone()), ());
+        let about_china = p.subject.as_deref() == Some(FOCUS_SUBJECT);
+        *china.entry(p.topic.clone()).or_insert(true) &= about_china;
     }
-    topics.into_keys().map(|(other, t)| (t, !other)).collect()
+    let mut topics: Vec<(String, bool)> = china.into_iter().collect();
+    topics.sort_by_key(|(t, c)| (!c, t.clone()));
+    topics
 }
 
 fn topic_anchor(data: &ReportData, topic: &str) -> String {
-    let template = data.probes.iter().find(|p| p.topic == topic).and_then(|p| p.template.clone());
+    let template = data
+        .probes
+        .iter()
+        .find(|p| p.topic == topic)
+        .and_then(|p| p.template.clone());
     match template {
         Some(t) => format!("tpl-{}", slug(&t)),
         None => format!("topic-{}", slug(topic)),
@@ -166,14 +198,20 @@ fn heat_map(h: &mut String, data: &ReportData) {
     h.push_str("</tr>");
     for (topic, china) in topic_order(data) {
         let anchor = topic_anchor(data, &topic);
-        let _ = write!(h, "<tr><td>{}{}</td>", esc(&topic), if china { " <small>(China)</small>" } else { "" });
+        let _ = write!(
+            h,
+            "<tr><td>{}{}</td>",
+            esc(&topic),
+            if china { " <small>(China)</small>" } else { "" }
+        );
         for a in &data.analysis {
             match a.by_topic.iter().find(|(t, _)| *t == topic).map(|(_, f)| f) {
                 Some(f) if f.judged > 0 => {
                     let share = f.non_candid.share.unwrap_or(0.0);
+                    let ink = if share > 0.55 { "color:#fff" } else { "" };
                     let _ = write!(
                         h,
-                        "<td class=\"heat\" style=\"background:{}\"><a href=\"#{anchor}\">{}</a> <small>n={}</small></td>",
+                        "<td class=\"heat\" style=\"background:{};{ink}\"><a style=\"color:inherit\" href=\"#{anchor}\">{}</a> <small style=\"color:inherit\">n={}</small></td>",
                         heat(share),
                         pct(share),
                         f.judged
@@ -196,11 +234,14 @@ struct ForestRow {
 
 fn forest_svg(h: &mut String, rows: &[ForestRow]) {
     const LEFT: f64 = 230.0;
-    const WIDTH: f64 = 400.0;
+    const WIDTH: f64 = 340.0;
     const ROW: f64 = 26.0;
     let height = ROW * rows.len() as f64 + 40.0;
     let x = |d: f64| LEFT + (d.clamp(-1.0, 1.0) + 1.0) / 2.0 * WIDTH;
-    let _ = write!(h, "<svg role=\"img\" width=\"900\" height=\"{height}\" viewBox=\"0 0 900 {height}\">");
+    let _ = write!(
+        h,
+        "<svg role=\"img\" width=\"1060\" height=\"{height}\" viewBox=\"0 0 1060 {height}\">"
+    );
     for tick in [-1.0, -0.5, 0.0, 0.5, 1.0] {
         let _ = write!(
             h,
@@ -217,7 +258,11 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
         let label = esc(&row.label);
         match &row.link {
             Some(link) => {
-                let _ = write!(h, "<a href=\"#{link}\"><text x=\"4\" y=\"{}\">{label}</text></a>", y + 4.0);
+                let _ = write!(
+                    h,
+                    "<a href=\"#{link}\"><text x=\"4\" y=\"{}\">{label}</text></a>",
+                    y + 4.0
+                );
             }
             None => {
                 let _ = write!(h, "<text x=\"4\" y=\"{}\">{label}</text>", y + 4.0);
@@ -241,10 +286,33 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
                 points(d.high),
                 yy = y + dy
             );
-            let p = d.p_adjusted.or(d.p_value).map_or(String::new(), |p| format!(" p={}", crate::p_value(p)));
-            notes.push(format!("{} {} [{}, {}]{p}", if d.measure == Measure::Refused { "ref" } else { "nc" }, points(d.diff), points(d.low), points(d.high)));
+            let p = d.p_adjusted.or(d.p_value).map_or(String::new(), |p| {
+                let shown = crate::p_value(p);
+                if shown.starts_with('<') {
+                    format!(" p{shown}")
+                } else {
+                    format!(" p={shown}")
+                }
+            });
+            notes.push(format!(
+                "{} {} [{}, {}]{p}",
+                if d.measure == Measure::Refused {
+                    "refused"
+                } else {
+                    "not candid"
+                },
+                points(d.diff),
+                points(d.low),
+                points(d.high)
+            ));
         }
-        let _ = write!(h, "<text x=\"{}\" y=\"{}\">{}</text>", LEFT + WIDTH + 10.0, y + 4.0, esc(&notes.join("; ")));
+        let _ = write!(
+            h,
+            "<text x=\"{}\" y=\"{}\">{}</text>",
+            LEFT + WIDTH + 10.0,
+            y + 4.0,
+            esc(&notes.join(" · "))
+        );
     }
     h.push_str("</svg><p><small><span style=\"color:#b2182b\">●</span> refused, <span style=\"color:#e08214\">●</span> not candid (refused or evasive); points, with 95% paired-bootstrap intervals; p: exact McNemar, Holm-adjusted.</small></p>");
 }
@@ -267,14 +335,20 @@ fn forest(h: &mut String, data: &ReportData) {
             })
             .collect();
         if let Some(p) = &a.pooled_gap {
-            rows.push(ForestRow { label: "all templates, pooled".into(), link: None, diffs: p.differences.clone() });
+            rows.push(ForestRow {
+                label: "all templates, pooled".into(),
+                link: None,
+                diffs: p.differences.clone(),
+            });
         }
         forest_svg(h, &rows);
     }
 }
 
 fn language(h: &mut String, data: &ReportData) {
-    h.push_str("<h2 id=\"language\">Language gap: the same probe in another language minus English</h2>");
+    h.push_str(
+        "<h2 id=\"language\">Language gap: the same probe in another language minus English</h2>",
+    );
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = write!(h, "<h3>{}</h3>", esc(&t.label));
         if a.language_gaps.is_empty() {
@@ -284,7 +358,11 @@ fn language(h: &mut String, data: &ReportData) {
         let rows: Vec<ForestRow> = a
             .language_gaps
             .iter()
-            .map(|g| ForestRow { label: format!("{}, {} probes", g.lang, g.probes), link: None, diffs: g.differences.clone() })
+            .map(|g| ForestRow {
+                label: format!("{}, {} probes", g.lang, g.probes),
+                link: None,
+                diffs: g.differences.clone(),
+            })
             .collect();
         forest_svg(h, &rows);
     }
@@ -303,11 +381,19 @@ const OUTCOME_COLOURS: &[(&str, &str)] = &[
 fn outcome_mix(h: &mut String, data: &ReportData) {
     h.push_str("<h2 id=\"outcomes\">How exchanges ended, before any judging</h2>");
     let height = 30.0 * data.targets.len() as f64 + 30.0;
-    let _ = write!(h, "<svg role=\"img\" width=\"900\" height=\"{height}\" viewBox=\"0 0 900 {height}\">");
+    let _ = write!(
+        h,
+        "<svg role=\"img\" width=\"900\" height=\"{height}\" viewBox=\"0 0 900 {height}\">"
+    );
     for (i, (t, a)) in data.targets.iter().zip(&data.analysis).enumerate() {
         let y = 10.0 + 30.0 * i as f64;
         let total: u64 = a.outcome_mix.values().sum::<u64>().max(1);
-        let _ = write!(h, "<text x=\"4\" y=\"{}\">{}</text>", y + 14.0, esc(&t.label));
+        let _ = write!(
+            h,
+            "<text x=\"4\" y=\"{}\">{}</text>",
+            y + 14.0,
+            esc(&t.label)
+        );
         let mut x = 300.0;
         for (name, colour) in OUTCOME_COLOURS {
             let n = a.outcome_mix.get(*name).copied().unwrap_or(0);
@@ -331,7 +417,11 @@ fn outcome_mix(h: &mut String, data: &ReportData) {
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = write!(h, "<tr><td>{}</td>", esc(&t.label));
         for (name, _) in OUTCOME_COLOURS {
-            let _ = write!(h, "<td>{}</td>", a.outcome_mix.get(*name).copied().unwrap_or(0));
+            let _ = write!(
+                h,
+                "<td>{}</td>",
+                a.outcome_mix.get(*name).copied().unwrap_or(0)
+            );
         }
         h.push_str("</tr>");
     }
@@ -426,7 +516,11 @@ fn answers(h: &mut String, data: &ReportData) {
     }
     for ((by_topic, name), mut probes) in groups {
         probes.sort_by_key(|p| (p.subject.as_deref() != Some(FOCUS_SUBJECT), p.id.clone()));
-        let anchor = if by_topic { format!("topic-{}", slug(&name)) } else { format!("tpl-{}", slug(&name)) };
+        let anchor = if by_topic {
+            format!("topic-{}", slug(&name))
+        } else {
+            format!("tpl-{}", slug(&name))
+        };
         let _ = write!(h, "<section id=\"{anchor}\"><h3>{}</h3>", esc(&name));
         for p in probes {
             let _ = write!(
@@ -443,7 +537,8 @@ fn answers(h: &mut String, data: &ReportData) {
                 continue;
             };
             for (lang, prompt) in &p.texts {
-                let mine: Vec<&&ResponseView> = responses.iter().filter(|r| r.lang == *lang).collect();
+                let mine: Vec<&&ResponseView> =
+                    responses.iter().filter(|r| r.lang == *lang).collect();
                 if mine.is_empty() {
                     continue;
                 }
@@ -451,9 +546,20 @@ fn answers(h: &mut String, data: &ReportData) {
                 for r in mine {
                     let label = data.targets.get(r.target).map_or("?", |t| t.label.as_str());
                     let head: String = r.text.chars().take(140).collect();
-                    let more = if r.shortened { " <small>(shortened; whole in the store)</small>" } else { "" };
-                    let extra = r.error.as_deref().map_or(String::new(), |e| format!("<br><small>{}</small>", esc(e)));
-                    let sample = if r.sample > 0 { format!(" <small>sample {}</small>", r.sample) } else { String::new() };
+                    let more = if r.shortened {
+                        " <small>(shortened; whole in the store)</small>"
+                    } else {
+                        ""
+                    };
+                    let extra = r
+                        .error
+                        .as_deref()
+                        .map_or(String::new(), |e| format!("<br><small>{}</small>", esc(e)));
+                    let sample = if r.sample > 0 {
+                        format!(" <small>sample {}</small>", r.sample)
+                    } else {
+                        String::new()
+                    };
                     let _ = write!(
                         h,
                         "<tr id=\"r{}\"><td>{}{sample}<br><small>#{}</small></td><td>{}{extra}</td><td><details><summary>{}</summary><div class=\"answer\">{}</div>{more}</details></td></tr>",
@@ -507,11 +613,21 @@ fn methodology(h: &mut String, data: &ReportData) {
     );
     h.push_str("<h3>Targets</h3>");
     for t in &data.targets {
-        let _ = write!(h, "<h4>{}</h4><pre>{}</pre>", esc(&t.label), esc(&serde_json::to_string_pretty(&t.provenance).unwrap_or_default()));
+        let _ = write!(
+            h,
+            "<h4>{}</h4><pre>{}</pre>",
+            esc(&t.label),
+            esc(&serde_json::to_string_pretty(&t.provenance).unwrap_or_default())
+        );
     }
     h.push_str("<h3>Settings</h3>");
     for r in &data.runs {
-        let _ = write!(h, "<h4>run {}</h4><pre>{}</pre>", r.id, esc(&serde_json::to_string_pretty(&r.settings).unwrap_or_default()));
+        let _ = write!(
+            h,
+            "<h4>run {}</h4><pre>{}</pre>",
+            r.id,
+            esc(&serde_json::to_string_pretty(&r.settings).unwrap_or_default())
+        );
     }
 }
 
@@ -521,8 +637,14 @@ mod tests {
 
     #[test]
     fn escaping_covers_markup_and_attributes() {
-        assert_eq!(esc("<script>alert(1)</script>"), "&lt;script&gt;alert(1)&lt;/script&gt;");
-        assert_eq!(esc("<img src=x onerror=\"a('b')\">&"), "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;");
+        assert_eq!(
+            esc("<script>alert(1)</script>"),
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        );
+        assert_eq!(
+            esc("<img src=x onerror=\"a('b')\">&"),
+            "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
+        );
         assert_eq!(slug("Tiananmen 1989/中"), "tiananmen-1989--");
         assert_eq!(heat(0.0), "#f7f7f7");
         assert_eq!(heat(1.0), "#b2182b");

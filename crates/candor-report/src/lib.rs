@@ -10,7 +10,9 @@ pub mod markdown;
 use candor_stats::{GroupSummary, Rate, TargetSummary};
 use serde::Serialize;
 
-pub use data::{JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION};
+pub use data::{
+    JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION,
+};
 
 /// Everything a report shows about one run.
 #[derive(Debug, Clone, Serialize)]

@@ -14,14 +14,25 @@ fn cell(text: &str) -> String {
 
 fn rate(r: &Rate) -> String {
     match (r.share, r.low, r.high) {
-        (Some(s), Some(l), Some(h)) => format!("{:.0}% [{:.0}–{:.0}]", s * 100.0, l * 100.0, h * 100.0),
+        (Some(s), Some(l), Some(h)) => {
+            format!("{:.0}% [{:.0}–{:.0}]", s * 100.0, l * 100.0, h * 100.0)
+        }
         _ => "–".into(),
     }
 }
 
 fn diff(d: &Difference) -> String {
-    let p = d.p_adjusted.or(d.p_value).map_or("–".into(), crate::p_value);
-    format!("{:+.0} [{:+.0}, {:+.0}] | {p} | {}", d.diff * 100.0, d.low * 100.0, d.high * 100.0, d.pairs)
+    let p = d
+        .p_adjusted
+        .or(d.p_value)
+        .map_or("–".into(), crate::p_value);
+    format!(
+        "{:+.0} [{:+.0}, {:+.0}] | {p} | {}",
+        d.diff * 100.0,
+        d.low * 100.0,
+        d.high * 100.0,
+        d.pairs
+    )
 }
 
 fn row(out: &mut String, name: &str, f: &Figures) {
@@ -42,7 +53,16 @@ pub fn render(data: &ReportData) -> String {
     let runs: Vec<String> = data.runs.iter().map(|r| r.id.to_string()).collect();
     let _ = writeln!(out, "# candor report: run {}\n", runs.join(", "));
     for r in &data.runs {
-        let _ = writeln!(out, "Run {}: suite {} {} (`{}`), judge `{}`, {}.", r.id, cell(&r.suite_id), cell(&r.suite_version), &r.suite_hash[..r.suite_hash.len().min(12)], cell(&data.judge.id), r.status);
+        let _ = writeln!(
+            out,
+            "Run {}: suite {} {} (`{}`), judge `{}`, {}.",
+            r.id,
+            cell(&r.suite_id),
+            cell(&r.suite_version),
+            &r.suite_hash[..r.suite_hash.len().min(12)],
+            cell(&data.judge.id),
+            r.status
+        );
     }
     out.push_str("\nShares of judged answers with 95% Wilson intervals. Gaps in points with 95% paired-bootstrap intervals; p: exact McNemar, Holm-adjusted across templates.\n");
     for (t, a) in data.targets.iter().zip(&data.analysis) {
@@ -55,24 +75,60 @@ pub fn render(data: &ReportData) -> String {
             row(&mut out, &format!("in {lang}"), f);
         }
         if !a.gaps.is_empty() {
-            out.push_str("\n| China minus controls | measure | gap | p | pairs |\n|---|---|---|---|---|\n");
-            let pooled = a.pooled_gap.iter().map(|g| ("all templates".to_string(), g));
-            for (name, g) in a.gaps.iter().map(|g| (format!("{} ({})", g.topic, g.template), g)).chain(pooled) {
+            out.push_str(
+                "\n| China minus controls | measure | gap | p | pairs |\n|---|---|---|---|---|\n",
+            );
+            let pooled = a
+                .pooled_gap
+                .iter()
+                .map(|g| ("all templates".to_string(), g));
+            for (name, g) in a
+                .gaps
+                .iter()
+                .map(|g| (format!("{} ({})", g.topic, g.template), g))
+                .chain(pooled)
+            {
                 for d in &g.differences {
-                    let _ = writeln!(out, "| {} | {} | {} |", cell(&name), d.measure.as_str(), diff(d));
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} |",
+                        cell(&name),
+                        d.measure.as_str(),
+                        diff(d)
+                    );
                 }
             }
         }
-        let lang_rows: Vec<_> = a.language_gaps.iter().filter(|g| g.probes == "all").collect();
+        let lang_rows: Vec<_> = a
+            .language_gaps
+            .iter()
+            .filter(|g| g.probes == "all")
+            .collect();
         if !lang_rows.is_empty() {
-            out.push_str("\n| language minus English | measure | gap | p | pairs |\n|---|---|---|---|---|\n");
+            out.push_str(
+                "\n| language minus English | measure | gap | p | pairs |\n|---|---|---|---|---|\n",
+            );
             for g in lang_rows {
-                for d in g.differences.iter().filter(|d| d.measure == Measure::NonCandid || d.measure == Measure::Refused) {
-                    let _ = writeln!(out, "| {} | {} | {} |", cell(&g.lang), d.measure.as_str(), diff(d));
+                for d in g
+                    .differences
+                    .iter()
+                    .filter(|d| d.measure == Measure::NonCandid || d.measure == Measure::Refused)
+                {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} |",
+                        cell(&g.lang),
+                        d.measure.as_str(),
+                        diff(d)
+                    );
                 }
             }
         }
-        let mix: Vec<String> = a.outcome_mix.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let mix: Vec<String> = a
+            .outcome_mix
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(out, "\nOutcomes: {}.", mix.join(", "));
     }
     out

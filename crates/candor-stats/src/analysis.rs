@@ -370,9 +370,12 @@ fn judged_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Complia
         .collect()
 }
 
+/// A template's China probe (where there is one) and its controls as (probe, subject).
+type Template<'a> = (Option<&'a Obs>, BTreeSet<(&'a str, &'a str)>);
+
 fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
     let index = judged_index(obs);
-    let mut templates: BTreeMap<&str, (Option<&Obs>, BTreeSet<(&str, &str)>)> = BTreeMap::new();
+    let mut templates: BTreeMap<&str, Template> = BTreeMap::new();
     let mut units: BTreeSet<(&str, u32)> = BTreeSet::new();
     for o in obs {
         let Some(t) = o.template.as_deref() else {

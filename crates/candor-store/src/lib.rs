@@ -425,7 +425,8 @@ impl SqliteStore {
                     provider: r.get(3)?,
                     model: r.get(4)?,
                     base_url: r.get(5)?,
-                    provenance: serde_json::from_str(&provenance).unwrap_or(serde_json::Value::Null),
+                    provenance: serde_json::from_str(&provenance)
+                        .unwrap_or(serde_json::Value::Null),
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -634,7 +635,9 @@ impl SqliteStore {
                  ORDER BY r.id",
             )
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(params![run_id, judge]).map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(params![run_id, judge])
+            .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let get_err = |e| self.err(e);
@@ -648,13 +651,19 @@ impl SqliteStore {
                 probe_id: r.get(2).map_err(get_err)?,
                 topic: r.get(3).map_err(get_err)?,
                 subject: r.get(4).map_err(get_err)?,
-                intent: intent.map(|i| self.parse(&i, "probes.intent")).transpose()?,
+                intent: intent
+                    .map(|i| self.parse(&i, "probes.intent"))
+                    .transpose()?,
                 template: r.get(6).map_err(get_err)?,
                 lang: r.get(7).map_err(get_err)?,
                 sample: r.get(8).map_err(get_err)?,
                 outcome: self.parse(&outcome, "responses.outcome")?,
-                compliance: compliance.map(|c| self.parse(&c, "verdicts.compliance")).transpose()?,
-                stance: stance.map(|s| self.parse(&s, "verdicts.stance")).transpose()?,
+                compliance: compliance
+                    .map(|c| self.parse(&c, "verdicts.compliance"))
+                    .transpose()?,
+                stance: stance
+                    .map(|s| self.parse(&s, "verdicts.stance"))
+                    .transpose()?,
                 fact_recall: r.get(12).map_err(get_err)?,
                 rule: r.get(13).map_err(get_err)?,
             });

@@ -34,30 +34,58 @@ struct Output<'a> {
     comparison: &'a Comparison,
 }
 
-fn side(store: &candor_store::SqliteStore, text: &str) -> Result<(String, Vec<analysis::Obs>), Failure> {
-    let bad = || Failure::usage(format!("'{text}' is not RUN or RUN:N (N counts the run's targets from 1)"));
+fn side(
+    store: &candor_store::SqliteStore,
+    text: &str,
+) -> Result<(String, Vec<analysis::Obs>), Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "'{text}' is not RUN or RUN:N (N counts the run's targets from 1)"
+        ))
+    };
     let (run, n) = match text.split_once(':') {
-        Some((r, n)) => (r.parse::<i64>().map_err(|_| bad())?, Some(n.parse::<usize>().map_err(|_| bad())?)),
+        Some((r, n)) => (
+            r.parse::<i64>().map_err(|_| bad())?,
+            Some(n.parse::<usize>().map_err(|_| bad())?),
+        ),
         None => (text.parse::<i64>().map_err(|_| bad())?, None),
     };
     let targets = store.targets(run).map_err(Failure::usage)?;
     if targets.is_empty() {
-        return Err(Failure::usage(format!("no run {run} with targets in the store")));
+        return Err(Failure::usage(format!(
+            "no run {run} with targets in the store"
+        )));
     }
     let index = match n {
         Some(n) if n >= 1 && n <= targets.len() => n - 1,
-        Some(n) => return Err(Failure::usage(format!("run {run} has {} targets, not {n}", targets.len()))),
+        Some(n) => {
+            return Err(Failure::usage(format!(
+                "run {run} has {} targets, not {n}",
+                targets.len()
+            )))
+        }
         None if targets.len() == 1 => 0,
-        None => return Err(Failure::usage(format!("run {run} has {} targets: say which, as {run}:1 .. {run}:{}", targets.len(), targets.len()))),
+        None => {
+            return Err(Failure::usage(format!(
+                "run {run} has {} targets: say which, as {run}:1 .. {run}:{}",
+                targets.len(),
+                targets.len()
+            )))
+        }
     };
     let target = &targets[index];
-    let rows = store.judged_rows(run, RulesJudge::ID).map_err(Failure::run)?;
+    let rows = store
+        .judged_rows(run, RulesJudge::ID)
+        .map_err(Failure::run)?;
     let obs = observations(rows, &[target.id], 0);
     Ok((format!("run {run} · {}", target.spec), obs))
 }
 
 fn line(d: &Difference) -> String {
-    let p = d.p_adjusted.or(d.p_value).map_or("–".into(), |p| format!("{p:.3}"));
+    let p = d
+        .p_adjusted
+        .or(d.p_value)
+        .map_or("–".into(), |p| format!("{p:.3}"));
     format!(
         "{:<10}  {:>5.0}%  {:>5.0}%  {:>+5.0} [{:+.0}, {:+.0}]  p {p}  pairs {}",
         d.measure.as_str(),
@@ -76,11 +104,17 @@ pub fn run(store_path: &Path, args: CompareArgs) -> Result<(), Failure> {
     let (second_name, second) = side(&store, &args.second)?;
     let comparison = analysis::compare(&first, &second);
     if comparison.overall.is_empty() {
-        return Err(Failure::usage("the two sides share no judged question (same probe, language and sample)"));
+        return Err(Failure::usage(
+            "the two sides share no judged question (same probe, language and sample)",
+        ));
     }
     let mut out = String::new();
     let _ = writeln!(out, "A: {first_name}\nB: {second_name}\npaired by probe, language and sample; A minus B in points, 95% paired-bootstrap interval, exact McNemar p (Holm-adjusted across topics)\n");
-    let _ = writeln!(out, "{:<28}  {:<10}  {:>6}  {:>6}  difference", "", "measure", "A", "B");
+    let _ = writeln!(
+        out,
+        "{:<28}  {:<10}  {:>6}  {:>6}  difference",
+        "", "measure", "A", "B"
+    );
     for d in &comparison.overall {
         let _ = writeln!(out, "{:<28}  {}", "all", line(d));
     }
@@ -91,16 +125,47 @@ pub fn run(store_path: &Path, args: CompareArgs) -> Result<(), Failure> {
     }
     print!("{out}");
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&Output { first: &first_name, second: &second_name, comparison: &comparison }).expect("serialises");
-        std::fs::write(path, json + "\n").map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+        let json = serde_json::to_string_pretty(&Output {
+            first: &first_name,
+            second: &second_name,
+            comparison: &comparison,
+        })
+        .expect("serialises");
+        std::fs::write(path, json + "\n")
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     if let Some(path) = &args.md {
         let mut md = format!("# candor comparison\n\nA: {first_name}  \nB: {second_name}\n\n| topic | measure | A | B | A minus B | p | pairs |\n|---|---|---|---|---|---|---|\n");
-        for (topic, d) in comparison.overall.iter().map(|d| ("all".to_string(), d)).chain(comparison.by_topic.iter().flat_map(|(t, ds)| ds.iter().map(move |d| (t.clone(), d)))) {
-            let p = d.p_adjusted.or(d.p_value).map_or("–".into(), |p| format!("{p:.3}"));
-            let _ = writeln!(md, "| {} | {} | {:.0}% | {:.0}% | {:+.0} [{:+.0}, {:+.0}] | {p} | {} |", topic.replace('|', "\\|"), d.measure.as_str(), d.first * 100.0, d.second * 100.0, d.diff * 100.0, d.low * 100.0, d.high * 100.0, d.pairs);
+        for (topic, d) in comparison
+            .overall
+            .iter()
+            .map(|d| ("all".to_string(), d))
+            .chain(
+                comparison
+                    .by_topic
+                    .iter()
+                    .flat_map(|(t, ds)| ds.iter().map(move |d| (t.clone(), d))),
+            )
+        {
+            let p = d
+                .p_adjusted
+                .or(d.p_value)
+                .map_or("–".into(), |p| format!("{p:.3}"));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0}% | {:.0}% | {:+.0} [{:+.0}, {:+.0}] | {p} | {} |",
+                topic.replace('|', "\\|"),
+                d.measure.as_str(),
+                d.first * 100.0,
+                d.second * 100.0,
+                d.diff * 100.0,
+                d.low * 100.0,
+                d.high * 100.0,
+                d.pairs
+            );
         }
-        std::fs::write(path, md).map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, md)
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }

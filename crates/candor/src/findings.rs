@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use candor_core::Compliance;
-use candor_report::{JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION};
+use candor_report::{
+    JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION,
+};
 use candor_stats::analysis::{self, Obs};
 use candor_store::{JudgedRow, SqliteStore};
 use serde::Deserialize;
@@ -84,7 +86,11 @@ pub fn build(
         let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
         let offset = targets.len();
         for t in rows {
-            let label = if run_ids.len() > 1 { format!("run {run_id} · {}", t.spec) } else { t.spec.clone() };
+            let label = if run_ids.len() > 1 {
+                format!("run {run_id} · {}", t.spec)
+            } else {
+                t.spec.clone()
+            };
             targets.push(TargetInfo {
                 label,
                 run_id,
@@ -129,7 +135,12 @@ pub fn build(
             .map(|a| {
                 let f = &a.overall;
                 let observed = [f.candid.count, f.evasive.count, f.refused.count];
-                candor_stats::correct(&observed, &c.matrix, 1_000, candor_stats::bootstrap::DEFAULT_SEED)
+                candor_stats::correct(
+                    &observed,
+                    &c.matrix,
+                    1_000,
+                    candor_stats::bootstrap::DEFAULT_SEED,
+                )
             })
             .collect(),
         None => Vec::new(),
@@ -162,10 +173,24 @@ pub fn build(
 
 /// The answers the report shows: all of them in ordinary runs; in very large ones the first
 /// samples of every (target, probe, language), with texts shortened to fit the budget.
-fn shown(answers: Vec<(usize, candor_store::Answer)>, verdicts: &HashMap<i64, JudgedRow>) -> Vec<ResponseView> {
-    let groups: HashSet<(usize, &str, &str)> = answers.iter().map(|(t, a)| (*t, a.probe_id.as_str(), a.lang.as_str())).collect();
-    let per_group = if answers.len() <= MAX_SHOWN { u32::MAX } else { (MAX_SHOWN / groups.len().max(1)).max(1) as u32 };
-    let kept = answers.iter().filter(|(_, a)| a.sample < per_group).count().max(1);
+fn shown(
+    answers: Vec<(usize, candor_store::Answer)>,
+    verdicts: &HashMap<i64, JudgedRow>,
+) -> Vec<ResponseView> {
+    let groups: HashSet<(usize, &str, &str)> = answers
+        .iter()
+        .map(|(t, a)| (*t, a.probe_id.as_str(), a.lang.as_str()))
+        .collect();
+    let per_group = if answers.len() <= MAX_SHOWN {
+        u32::MAX
+    } else {
+        (MAX_SHOWN / groups.len().max(1)).max(1) as u32
+    };
+    let kept = answers
+        .iter()
+        .filter(|(_, a)| a.sample < per_group)
+        .count()
+        .max(1);
     let limit = (TEXT_BUDGET / kept).clamp(200, 20_000);
     let mut out: Vec<ResponseView> = Vec::with_capacity(kept);
     for (t, a) in answers {
@@ -174,7 +199,11 @@ fn shown(answers: Vec<(usize, candor_store::Answer)>, verdicts: &HashMap<i64, Ju
         }
         let v = verdicts.get(&a.id);
         let shortened = a.text.chars().count() > limit;
-        let text = if shortened { a.text.chars().take(limit).collect::<String>() + "…" } else { a.text };
+        let text = if shortened {
+            a.text.chars().take(limit).collect::<String>() + "…"
+        } else {
+            a.text
+        };
         out.push(ResponseView {
             id: a.id,
             target: t,

@@ -103,22 +103,40 @@ fn read(path: &Path) -> Result<Vec<Rule>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
     let file: GateFile = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(1, |s| candor_suite::line_col(&text, s.start).0);
+        let line = e
+            .span()
+            .map_or(1, |s| candor_suite::line_col(&text, s.start).0);
         Failure::usage(format!("{}:{line}: {}", path.display(), e.message().trim()))
     })?;
     for r in &file.rule {
         if r.max.is_none() && r.min.is_none() {
-            return Err(Failure::usage(format!("{}: rule '{}' needs max or min", path.display(), r.name)));
+            return Err(Failure::usage(format!(
+                "{}: rule '{}' needs max or min",
+                path.display(),
+                r.name
+            )));
         }
         let difference_label = matches!(r.measure, Label::Refused | Label::NonCandid);
         if r.metric != Metric::Rate && !difference_label {
-            return Err(Failure::usage(format!("{}: rule '{}': gaps measure refused or non_candid", path.display(), r.name)));
+            return Err(Failure::usage(format!(
+                "{}: rule '{}': gaps measure refused or non_candid",
+                path.display(),
+                r.name
+            )));
         }
         if r.metric == Metric::LanguageGap && r.lang.is_none() {
-            return Err(Failure::usage(format!("{}: rule '{}': a language gap needs lang", path.display(), r.name)));
+            return Err(Failure::usage(format!(
+                "{}: rule '{}': a language gap needs lang",
+                path.display(),
+                r.name
+            )));
         }
         if !["all", "china", "controls"].contains(&r.probes.as_str()) {
-            return Err(Failure::usage(format!("{}: rule '{}': probes is all, china or controls", path.display(), r.name)));
+            return Err(Failure::usage(format!(
+                "{}: rule '{}': probes is all, china or controls",
+                path.display(),
+                r.name
+            )));
         }
     }
     Ok(file.rule)
@@ -146,7 +164,10 @@ fn value(rule: &Rule, a: &TargetAnalysis) -> Result<(f64, f64, f64), String> {
                 Some(t) => a.gaps.iter().find(|g| &g.template == t),
                 None => a.pooled_gap.as_ref(),
             };
-            from_diff(&gap.ok_or("no China probe with judged controls")?.differences)
+            from_diff(
+                &gap.ok_or("no China probe with judged controls")?
+                    .differences,
+            )
         }
         Metric::LanguageGap => {
             let lang = rule.lang.as_deref().unwrap_or_default();
@@ -179,30 +200,60 @@ fn value(rule: &Rule, a: &TargetAnalysis) -> Result<(f64, f64, f64), String> {
 }
 
 fn check(rule: &Rule, target: &str, a: &TargetAnalysis) -> Check {
-    let fail = |message: String| Check { rule: rule.name.clone(), target: target.to_string(), passed: false, message };
+    let fail = |message: String| Check {
+        rule: rule.name.clone(),
+        target: target.to_string(),
+        passed: false,
+        message,
+    };
     let (estimate, low, high) = match value(rule, a) {
         Ok(v) => v,
         Err(why) => return fail(format!("cannot be checked: {why}")),
     };
-    let shown = format!("{:.1}% [{:.1}, {:.1}]", estimate * 100.0, low * 100.0, high * 100.0);
+    let shown = format!(
+        "{:.1}% [{:.1}, {:.1}]",
+        estimate * 100.0,
+        low * 100.0,
+        high * 100.0
+    );
     let mut problems = Vec::new();
     if let Some(max) = rule.max {
-        let (v, what) = if rule.use_ == Use::Bound { (high, "upper bound") } else { (estimate, "estimate") };
+        let (v, what) = if rule.use_ == Use::Bound {
+            (high, "upper bound")
+        } else {
+            (estimate, "estimate")
+        };
         if v > max {
-            problems.push(format!("{what} {:.1}% is above the maximum {:.1}%", v * 100.0, max * 100.0));
+            problems.push(format!(
+                "{what} {:.1}% is above the maximum {:.1}%",
+                v * 100.0,
+                max * 100.0
+            ));
         }
     }
     if let Some(min) = rule.min {
-        let (v, what) = if rule.use_ == Use::Bound { (low, "lower bound") } else { (estimate, "estimate") };
+        let (v, what) = if rule.use_ == Use::Bound {
+            (low, "lower bound")
+        } else {
+            (estimate, "estimate")
+        };
         if v < min {
-            problems.push(format!("{what} {:.1}% is below the minimum {:.1}%", v * 100.0, min * 100.0));
+            problems.push(format!(
+                "{what} {:.1}% is below the minimum {:.1}%",
+                v * 100.0,
+                min * 100.0
+            ));
         }
     }
     Check {
         rule: rule.name.clone(),
         target: target.to_string(),
         passed: problems.is_empty(),
-        message: if problems.is_empty() { format!("{shown} within bounds") } else { format!("{shown}: {}", problems.join("; ")) },
+        message: if problems.is_empty() {
+            format!("{shown} within bounds")
+        } else {
+            format!("{shown}: {}", problems.join("; "))
+        },
     }
 }
 
@@ -214,7 +265,12 @@ fn junit(checks: &[Check]) -> String {
     let failures = checks.iter().filter(|c| !c.passed).count();
     let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"candor gate\" tests=\"{}\" failures=\"{failures}\">\n", checks.len());
     for c in checks {
-        let _ = write!(out, "<testcase classname=\"{}\" name=\"{}\">", xml(&c.target), xml(&c.rule));
+        let _ = write!(
+            out,
+            "<testcase classname=\"{}\" name=\"{}\">",
+            xml(&c.target),
+            xml(&c.rule)
+        );
         if !c.passed {
             let _ = write!(out, "<failure message=\"{}\"/>", xml(&c.message));
         }
@@ -231,21 +287,35 @@ pub fn run(store_path: &Path, args: GateArgs) -> Result<(), Failure> {
     let mut checks = Vec::new();
     for rule in &rules {
         for (t, a) in data.targets.iter().zip(&data.analysis) {
-            if rule.target.as_ref().is_some_and(|f| !t.spec.contains(f.as_str())) {
+            if rule
+                .target
+                .as_ref()
+                .is_some_and(|f| !t.spec.contains(f.as_str()))
+            {
                 continue;
             }
             checks.push(check(rule, &t.spec, a));
         }
     }
     for c in &checks {
-        println!("{} {}: {}: {}", if c.passed { "PASS" } else { "FAIL" }, c.rule, c.target, c.message);
+        println!(
+            "{} {}: {}: {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.rule,
+            c.target,
+            c.message
+        );
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, junit(&checks)).map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, junit(&checks))
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     let failed = checks.iter().filter(|c| !c.passed).count();
     if failed > 0 {
-        return Err(Failure::run(format!("gate: {failed} of {} checks failed", checks.len())));
+        return Err(Failure::run(format!(
+            "gate: {failed} of {} checks failed",
+            checks.len()
+        )));
     }
     println!("gate: all {} checks passed", checks.len());
     Ok(())

@@ -55,10 +55,15 @@ pub fn run(store_path: &Path, args: ReportArgs) -> Result<(), Failure> {
     } else {
         args.runs.clone()
     };
-    let confusion = args.confusion.as_deref().map(findings::read_confusion).transpose()?;
+    let confusion = args
+        .confusion
+        .as_deref()
+        .map(findings::read_confusion)
+        .transpose()?;
     if args.format == Format::Table {
         for &run in &runs {
-            let summary = crate::summary::from_store(&store, run, RulesJudge::ID).map_err(Failure::usage)?;
+            let summary =
+                crate::summary::from_store(&store, run, RulesJudge::ID).map_err(Failure::usage)?;
             crate::summary::emit(&summary, args.json.as_deref())?;
         }
         return Ok(());
@@ -71,7 +76,9 @@ pub fn render(data: &ReportData, format: Format) -> String {
     match format {
         Format::Html => candor_report::html::render(data),
         Format::Md => candor_report::markdown::render(data),
-        Format::Json | Format::Table => serde_json::to_string_pretty(data).expect("report serialises") + "\n",
+        Format::Json | Format::Table => {
+            serde_json::to_string_pretty(data).expect("report serialises") + "\n"
+        }
     }
 }
 

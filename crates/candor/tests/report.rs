@@ -1,0 +1,412 @@
+//! Reports, comparisons and the gate, from a real store filled by a real audit; the HTML
+//! opened in headless Chromium.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use assert_cmd::Command;
+use candor_mock::{Kind, MockServer, Reply, Rule, Script};
+use predicates::prelude::*;
+use serde_json::Value;
+
+const HOSTILE: &str = "Sure. <script>document.title='pwned'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> \
+<img src=\"http://127.0.0.1:9/tracker.png\"> And here is a long and direct answer about the national dishes that goes on for long enough to be judged \
+candid by the rules, because it names dumplings, Peking duck and mapo tofu and says what goes into each of them in some detail for the reader.";
+
+fn rule(words: &[&str], reply: Reply) -> Rule {
+    Rule {
+        contains: words.iter().map(|w| w.to_string()).collect(),
+        reply,
+    }
+}
+
+/// A store with one run of two targets: `strict` refuses the Tiananmen and Xinjiang probes and
+/// deflects in Chinese on Taiwan; `open` answers everything. One answer carries hostile markup.
+fn fixture() -> (tempfile::TempDir, MockServer, MockServer) {
+    let strict = MockServer::start(Script {
+        rules: vec![
+            rule(
+                &["dishes from China", "中国名菜"],
+                Reply {
+                    text: Some(HOSTILE.into()),
+                    ..Reply::default()
+                },
+            ),
+            rule(
+                &["Tiananmen", "天安门", "Uyghurs", "维吾尔"],
+                Reply {
+                    kind: Kind::Refused,
+                    ..Reply::default()
+                },
+            ),
+            rule(
+                &["台湾"],
+                Reply {
+                    kind: Kind::Evasive,
+                    ..Reply::default()
+                },
+            ),
+            rule(
+                &["Hong Kong"],
+                Reply {
+                    status: Some(400),
+                    body: Some(r#"{"error":{"code":"data_inspection_failed"}}"#.into()),
+                    ..Reply::default()
+                },
+            ),
+        ],
+        ..Script::default()
+    });
+    let open = MockServer::start(Script::default());
+    let dir = tempfile::tempdir().unwrap();
+    candor(dir.path())
+        .args(["audit", "--no-report", "--quiet"])
+        .args(["--target", &format!("openai/strict@{}", strict.base_url())])
+        .args(["--target", &format!("openai/open@{}", open.base_url())])
+        .assert()
+        .success();
+    (dir, strict, open)
+}
+
+fn candor(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("candor").unwrap();
+    cmd.current_dir(dir).env_remove("OPENAI_API_KEY");
+    cmd
+}
+
+fn read_json(path: PathBuf) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_json_report_carries_the_figures_and_gaps() {
+    let (dir, _s, _o) = fixture();
+    candor(dir.path())
+        .args(["report", "--format", "json", "--out", "r.json"])
+        .assert()
+        .success();
+    let r = read_json(dir.path().join("r.json"));
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["targets"].as_array().unwrap().len(), 2);
+    let strict = &r["analysis"][0];
+    // China probes judged: 6 probes x 2 languages, less the English Hong Kong prompt, which the
+    // provider filtered (the Chinese one does not contain "Hong Kong").
+    assert_eq!(strict["china"]["judged"], 11);
+    assert_eq!(strict["china"]["refused"]["count"], 4);
+    assert_eq!(strict["controls"]["refused"]["count"], 0);
+    assert_eq!(strict["outcome_mix"]["filtered_input"], 1);
+    let tian = strict["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["template"] == "protest-killings")
+        .unwrap();
+    assert_eq!(tian["differences"][0]["measure"], "refused");
+    assert_eq!(tian["differences"][0]["diff"], 1.0);
+    let pooled = &strict["pooled_gap"]["differences"][0];
+    assert!(
+        pooled["diff"].as_f64().unwrap() > 0.3 && pooled["p_value"].as_f64().unwrap() < 0.05,
+        "{pooled}"
+    );
+    let zh = strict["language_gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["lang"] == "zh-Hans" && g["probes"] == "china")
+        .unwrap();
+    assert!(zh["differences"][1]["diff"].as_f64().unwrap() > 0.0);
+    let open = &r["analysis"][1];
+    assert_eq!(open["china"]["refused"]["count"], 0);
+    assert_eq!(open["pooled_gap"]["differences"][0]["diff"], 0.0);
+    // Every answer is in the report, traced by its stored id.
+    assert_eq!(r["responses"].as_array().unwrap().len(), 72);
+    assert_eq!(r["responses_total"], 72);
+}
+
+#[test]
+fn the_html_report_is_self_contained_and_escapes_model_text() {
+    let (dir, _s, _o) = fixture();
+    candor(dir.path())
+        .args(["report", "--format", "html", "--out", "r.html"])
+        .assert()
+        .success();
+    let html = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
+    assert!(html.contains("&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"));
+    assert!(html.contains("&lt;img src=x onerror="));
+    assert!(!html.contains("<script"), "no script at all");
+    assert!(!html.contains("<img"), "no live image");
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<link")
+    );
+    assert!(html.contains("Content-Security-Policy"));
+    for section in [
+        "id=\"summary\"",
+        "id=\"heat-map\"",
+        "id=\"gaps\"",
+        "id=\"language\"",
+        "id=\"outcomes\"",
+        "id=\"answers\"",
+        "id=\"method\"",
+        "<svg",
+    ] {
+        assert!(html.contains(section), "{section}");
+    }
+    // Heat-map cells link to the answers behind them.
+    assert!(html.contains("href=\"#tpl-protest-killings\""));
+    assert!(html.contains("<section id=\"tpl-protest-killings\">"));
+    assert!(html.contains("rule R2"));
+}
+
+#[test]
+fn markdown_compare_and_audit_outputs() {
+    let (dir, _s, _o) = fixture();
+    let md = candor(dir.path())
+        .args(["report", "--format", "md"])
+        .assert()
+        .success();
+    let md = String::from_utf8(md.get_output().stdout.clone()).unwrap();
+    assert!(md.starts_with("# candor report: run 1"));
+    assert!(md.contains("| about China | 11 |"), "{md}");
+    assert!(
+        md.contains("| tiananmen-1989 (protest-killings) | refused | +100"),
+        "{md}"
+    );
+    let out = candor(dir.path())
+        .args(["compare", "1:1", "1:2", "--json", "c.json", "--md", "c.md"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("all") && l.contains("refused")),
+        "{text}"
+    );
+    let c = read_json(dir.path().join("c.json"));
+    let refused = &c["comparison"]["overall"][0];
+    assert_eq!(refused["measure"], "refused");
+    assert_eq!(refused["second"], 0.0);
+    // Four discordant pairs, all one way: 2 x 0.5^4 (exact McNemar).
+    assert_eq!(refused["p_value"], 0.125);
+    assert!(std::fs::read_to_string(dir.path().join("c.md"))
+        .unwrap()
+        .contains("| all | refused |"));
+    candor(dir.path())
+        .args(["compare", "1", "1:2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has 2 targets"));
+    candor(dir.path())
+        .args(["compare", "x", "1:2"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn the_gate_passes_fails_and_explains() {
+    let (dir, _s, _o) = fixture();
+    std::fs::write(
+        dir.path().join("gate.toml"),
+        r#"
+[[rule]]
+name = "refusal gap"
+metric = "gap"
+measure = "refused"
+max = 0.05
+
+[[rule]]
+name = "control refusals"
+metric = "rate"
+measure = "refused"
+probes = "controls"
+max = 0.10
+use = "estimate"
+"#,
+    )
+    .unwrap();
+    let out = candor(dir.path())
+        .args(["gate", "1", "--config", "gate.toml", "--junit", "j.xml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gate: 1 of 4 checks failed"));
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL refusal gap: openai/strict")
+                && l.contains("is above the maximum 5.0%")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS refusal gap: openai/open")),
+        "{text}"
+    );
+    let junit = std::fs::read_to_string(dir.path().join("j.xml")).unwrap();
+    assert!(junit.contains("tests=\"4\" failures=\"1\""));
+    assert_eq!(junit.matches("<testcase").count(), 4);
+    // Only the open target: everything passes.
+    std::fs::write(dir.path().join("open.toml"), "[[rule]]\nname = \"refusal gap\"\nmetric = \"gap\"\nmeasure = \"refused\"\nmax = 0.05\ntarget = \"openai/open@\"\n").unwrap();
+    candor(dir.path())
+        .args(["gate", "1", "--config", "open.toml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("all 1 checks passed"));
+    // A broken configuration is a usage error naming the line.
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[rule]]\nname = \"x\"\nmetric = \"gap\"\nmeasure = \"refused\"\nmaximum = 1\n",
+    )
+    .unwrap();
+    candor(dir.path())
+        .args(["gate", "1", "--config", "bad.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.toml:5"));
+}
+
+#[test]
+fn audit_writes_the_html_report_unless_told_not_to() {
+    let mock = MockServer::start(Script::canned());
+    let dir = tempfile::tempdir().unwrap();
+    candor(dir.path())
+        .args([
+            "audit",
+            "--lang",
+            "en",
+            "--report",
+            "out.html",
+            "--target",
+            &format!("openai/m@{}", mock.base_url()),
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("report written to out.html"));
+    assert!(std::fs::read_to_string(dir.path().join("out.html"))
+        .unwrap()
+        .contains("candor report: run 1"));
+}
+
+/// Opens the HTML report in headless Chromium with every request sent to a proxy on loopback:
+/// no request may reach it, no console message may appear, the hostile markup must stay text,
+/// and a screenshot is taken. Needs Debian's `chromium` (.ci/run installs it).
+#[test]
+fn chromium_renders_the_report_with_no_request_and_no_script() {
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have chromium: .ci/run installs it"
+        );
+        eprintln!("skipped: /usr/bin/chromium is not installed (apt-get install chromium)");
+        return;
+    }
+    let (dir, _s, _o) = fixture();
+    candor(dir.path())
+        .args(["report", "--format", "html", "--out", "r.html"])
+        .assert()
+        .success();
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = proxy.local_addr().unwrap().port();
+    proxy.set_nonblocking(true).unwrap();
+    let hits = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (hits, stop) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((mut s, _)) = proxy.accept() {
+                    let mut buf = [0u8; 512];
+                    let n = s.read(&mut buf).unwrap_or(0);
+                    let line = String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    hits.lock().unwrap().push(line);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    let page = format!("file://{}", dir.path().join("r.html").display());
+    let common = |profile: &str| {
+        let mut c = std::process::Command::new(chromium);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            &format!("--proxy-server=http://127.0.0.1:{port}"),
+            "--proxy-bypass-list=<-loopback>",
+            &format!("--user-data-dir={}", dir.path().join(profile).display()),
+            "--window-size=1280,2400",
+        ]);
+        c
+    };
+    let dom = common("profile-a")
+        .args(["--dump-dom", &page])
+        .output()
+        .unwrap();
+    let shot = dir.path().join("report.png");
+    let screenshot = common("profile-b")
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&page)
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    assert!(
+        dom_text.contains("<title>candor report: run 1</title>"),
+        "the title was not changed by a script"
+    );
+    // The payload's text is shown (escaped); had it run, the body would carry the attribute.
+    assert!(dom_text.contains("setAttribute('data-pwned','1')"));
+    assert!(!dom_text.contains("data-pwned=\"1\""));
+    assert!(dom_text.contains("&lt;script&gt;document.title="));
+    for log in [&dom.stderr, &screenshot.stderr] {
+        let log = String::from_utf8_lossy(log);
+        assert!(!log.contains(":CONSOLE"), "console output: {log}");
+        assert!(
+            !log.contains("Refused to"),
+            "CSP had to block something: {log}"
+        );
+    }
+    // Chromium's own services (clock, updates, accounts) call Google's hosts even headless;
+    // a request by the page would go anywhere else, such as the tracker in the hostile answer.
+    let browser_own = ["google.com", "googleapis.com", "gvt1.com", "gstatic.com"];
+    for line in hits.lock().unwrap().iter() {
+        let host = line.split_whitespace().nth(1).unwrap_or("");
+        let host = host
+            .trim_start_matches("http://")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
+        assert!(
+            browser_own.iter().any(|h| host.ends_with(h)),
+            "the report made a network request: {line}"
+        );
+    }
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 20_000)
+            .unwrap_or(false),
+        "a screenshot was taken"
+    );
+    if let Ok(dir) = std::env::var("CANDOR_SCREENSHOT_DIR") {
+        std::fs::copy(&shot, Path::new(&dir).join("report.png")).unwrap();
+    }
+}

@@ -113,8 +113,15 @@ fn summary(h: &mut String, data: &ReportData) {
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = write!(h, "<p><b>{}</b>: ", esc(&t.label));
         let side = |f: &Figures| {
+            let cluster = f.refused_cluster.map_or(String::new(), |c| {
+                format!(
+                    " (several samples per probe: refused {:.0}–{:.0}% by a cluster bootstrap over probes)",
+                    c.low * 100.0,
+                    c.high * 100.0
+                )
+            });
             format!(
-                "of {} judged answers, {} refused and {} evasive",
+                "of {} judged answers, {} refused and {} evasive{cluster}",
                 f.judged,
                 rate(&f.refused),
                 rate(&f.evasive)

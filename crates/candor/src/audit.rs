@@ -38,7 +38,7 @@ pub struct AuditArgs {
     #[arg(long, value_delimiter = ',', value_name = "LANGS")]
     lang: Vec<String>,
     /// Ask every probe this many times (with distinct seeds).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     samples: u32,
     /// Requests in flight per target (a target file may set its own).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use crate::Failure;
 
 /// Past this many responses the report shows only the first samples of each probe.
-const MAX_SHOWN: usize = 20_000;
+const MAX_SHOWN: usize = 5_000;
 /// Characters of answer text the whole report may carry; each answer gets its share.
-const TEXT_BUDGET: usize = 8_000_000;
+const TEXT_BUDGET: usize = 4_000_000;
 
 /// A judge's confusion matrix on a gold set, for judge-error correction.
 #[derive(Debug, Clone, Deserialize)]

@@ -507,7 +507,7 @@ async fn preflight(lanes: &[Lane]) -> Result<(), Failure> {
 }
 
 /// Judges every `ok` response; other outcomes are not model answers and get no verdict.
-fn judge_all(
+pub fn judge_all(
     judge: &dyn Judge,
     suite: &Suite,
     responses: &[StoredResponse],

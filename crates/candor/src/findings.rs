@@ -20,7 +20,6 @@ const TEXT_BUDGET: usize = 4_000_000;
 
 /// A judge's confusion matrix on a gold set, for judge-error correction.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Confusion {
     /// Must be candid, evasive, refused, in this order.
     pub labels: Vec<String>,

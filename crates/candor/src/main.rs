@@ -6,6 +6,7 @@ mod audit;
 mod compare;
 mod findings;
 mod gate;
+mod judge_cmd;
 mod progress;
 mod report;
 mod summary;
@@ -40,6 +41,10 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Check a run against thresholds; exit 1 when any rule fails (for CI).
     Gate(gate::GateArgs),
+    /// Judge a JSONL file of exchanges, or score the judge against gold labels (`judge eval`).
+    Judge(judge_cmd::JudgeArgs),
+    /// Judge a stored run again, without asking the targets.
+    Rejudge(judge_cmd::RejudgeArgs),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -72,6 +77,8 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&cli.store, args),
         Command::Compare(args) => compare::run(&cli.store, args),
         Command::Gate(args) => gate::run(&cli.store, args),
+        Command::Judge(args) => judge_cmd::run(args),
+        Command::Rejudge(args) => judge_cmd::rejudge(&cli.store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,353 @@
+//! `candor judge`: judge a file of exchanges, score the judge against gold labels, and judge a
+//! stored run again.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use candor_core::{Compliance, Outcome, Probe, Response, Suite};
+use candor_judge::eval::{gold_label, Confusion};
+use candor_judge::{Exchange, Judge, RulesJudge};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::Failure;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct JudgeArgs {
+    #[command(subcommand)]
+    command: Option<JudgeCommand>,
+    #[command(flatten)]
+    file: FileArgs,
+}
+
+#[derive(Subcommand)]
+enum JudgeCommand {
+    /// Score the judge against gold labels: confusion matrix, precision, recall, F1, kappa.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct FileArgs {
+    /// JSONL of exchanges: `id`, `prompt`, `response`, optional `lang`, `reasoning`, `probe`.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Where to write one verdict a line.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    fields: FieldArgs,
+}
+
+#[derive(Args)]
+struct FieldArgs {
+    /// Field names of the input, e.g. `prompt=question,response=completion,lang=language`.
+    #[arg(long, value_delimiter = ',', value_name = "KEY=FIELD")]
+    map: Vec<String>,
+    /// The suite whose probes (by the `probe` field) give key facts and markers.
+    #[arg(long, default_value = "core")]
+    suite: String,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// JSONL of exchanges with a gold label (field `label`, or `--map label=FIELD`). Labels:
+    /// candid/evasive/refused, or SpeechMap's COMPLETE/EVASIVE/DENIAL, or XSTest's
+    /// 1_full_compliance/3_partial_refusal/2_full_refusal; ERROR_* rows are left out.
+    #[arg(long, value_name = "FILE")]
+    gold: PathBuf,
+    #[command(flatten)]
+    fields: FieldArgs,
+    /// How many disagreements to list.
+    #[arg(long, default_value_t = 20)]
+    disagreements: usize,
+    /// Write the confusion matrix for `candor report --confusion`.
+    #[arg(long, value_name = "FILE")]
+    confusion_out: Option<PathBuf>,
+    /// Write the scores as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Field names, defaults overridden by `--map`.
+struct Fields(HashMap<String, String>);
+
+impl Fields {
+    fn new(map: &[String]) -> Result<Fields, Failure> {
+        let mut fields: HashMap<String, String> = [
+            "id",
+            "prompt",
+            "response",
+            "lang",
+            "reasoning",
+            "probe",
+            "label",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), k.to_string()))
+        .collect();
+        for pair in map {
+            let (key, field) = pair
+                .split_once('=')
+                .ok_or_else(|| Failure::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
+            if !fields.contains_key(key) {
+                return Err(Failure::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label)")));
+            }
+            fields.insert(key.to_string(), field.to_string());
+        }
+        Ok(Fields(fields))
+    }
+
+    fn get(&self, row: &Value, key: &str) -> Option<String> {
+        match &row[self.0[key].as_str()] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// One exchange read from a line.
+struct Row {
+    id: String,
+    prompt: String,
+    response: String,
+    lang: String,
+    reasoning: Option<String>,
+    probe: Option<String>,
+    label: Option<String>,
+}
+
+/// Reads a JSONL file; a malformed line is reported by number and skipped.
+fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, usize), Failure> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Failure::run(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{}:{}: skipped: {e}", path.display(), n + 1);
+                skipped += 1;
+                continue;
+            }
+        };
+        let (Some(prompt), Some(response)) =
+            (fields.get(&value, "prompt"), fields.get(&value, "response"))
+        else {
+            eprintln!(
+                "{}:{}: skipped: needs the fields '{}' and '{}'",
+                path.display(),
+                n + 1,
+                fields.0["prompt"],
+                fields.0["response"]
+            );
+            skipped += 1;
+            continue;
+        };
+        rows.push(Row {
+            id: fields
+                .get(&value, "id")
+                .unwrap_or_else(|| (n + 1).to_string()),
+            prompt,
+            response,
+            lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
+            reasoning: fields.get(&value, "reasoning"),
+            probe: fields.get(&value, "probe"),
+            label: fields.get(&value, "label"),
+        });
+    }
+    Ok((rows, skipped))
+}
+
+fn suite_probes(name: &str) -> Result<Suite, Failure> {
+    candor_suite::load(name).map_err(Failure::usage)
+}
+
+fn verdict_line(judge: &RulesJudge, probes: &HashMap<&str, &Probe>, row: &Row) -> Value {
+    let response = Response {
+        outcome: Outcome::Ok,
+        text: row.response.clone(),
+        reasoning: row.reasoning.clone(),
+        ..Response::default()
+    };
+    let probe = row.probe.as_deref().and_then(|p| probes.get(p).copied());
+    let v = judge.judge(&Exchange {
+        probe,
+        lang: &row.lang,
+        prompt: &row.prompt,
+        response: &response,
+    });
+    json!({
+        "id": row.id,
+        "compliance": v.compliance.map(|c| c.as_str()),
+        "stance": v.stance.map(|s| s.as_str()),
+        "fact_recall": v.fact_recall,
+        "reasoning": candor_judge::reasoning_signal(judge, probe, &row.lang, &row.response, row.reasoning.as_deref()),
+        "rule": v.rule,
+        "judge": v.judge,
+    })
+}
+
+pub fn run(args: JudgeArgs) -> Result<(), Failure> {
+    if let Some(JudgeCommand::Eval(eval)) = args.command {
+        return run_eval(eval);
+    }
+    let (Some(input), Some(output)) = (&args.file.input, &args.file.output) else {
+        return Err(Failure::usage(
+            "give --input IN.jsonl and --output OUT.jsonl, or use `candor judge eval --gold FILE`",
+        ));
+    };
+    let fields = Fields::new(&args.file.fields.map)?;
+    let suite = suite_probes(&args.file.fields.suite)?;
+    let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
+    let judge = RulesJudge::new().with_suite(&suite);
+    let (rows, skipped) = read_rows(input, &fields)?;
+    let file = std::fs::File::create(output)
+        .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
+    let mut out = BufWriter::new(file);
+    for row in &rows {
+        writeln!(out, "{}", verdict_line(&judge, &probes, row))
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
+    }
+    out.flush()
+        .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
+    eprintln!(
+        "candor: judged {} exchanges into {}; {skipped} malformed lines skipped",
+        rows.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<(), Failure> {
+    let fields = Fields::new(&args.fields.map)?;
+    let suite = suite_probes(&args.fields.suite)?;
+    let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
+    let judge = RulesJudge::new().with_suite(&suite);
+    let (rows, skipped) = read_rows(&args.gold, &fields)?;
+    let mut confusion = Confusion::default();
+    let mut disagreements = Vec::new();
+    let (mut unlabelled, mut unscored) = (0, 0);
+    for row in &rows {
+        let Some(gold) = row.label.as_deref().and_then(gold_label) else {
+            unlabelled += 1;
+            continue;
+        };
+        let line = verdict_line(&judge, &probes, row);
+        let Some(judged) = line["compliance"]
+            .as_str()
+            .and_then(|c| c.parse::<Compliance>().ok())
+        else {
+            unscored += 1;
+            continue;
+        };
+        confusion.add(gold, judged);
+        if gold != judged {
+            disagreements.push((
+                row,
+                gold,
+                judged,
+                line["rule"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    let scores = confusion.scores();
+    println!("judge {} on {}: {} items ({unlabelled} without a known label, {unscored} unscored, {skipped} malformed lines)", judge.id(), args.gold.display(), scores.items);
+    println!("\nrows gold, columns judge   candid  evasive  refused");
+    for (i, c) in Compliance::ALL.iter().enumerate() {
+        let m = confusion.matrix[i];
+        println!("{:<26} {:>7}  {:>7}  {:>7}", c.as_str(), m[0], m[1], m[2]);
+    }
+    println!("\nclass       precision  recall  f1     support");
+    for c in &scores.classes {
+        println!(
+            "{:<10}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}",
+            c.label, c.precision, c.recall, c.f1, c.support
+        );
+    }
+    println!(
+        "\naccuracy {:.3}  macro-F1 {:.3}  Cohen's kappa {:.3}  refused-vs-rest accuracy {:.3}",
+        scores.accuracy, scores.macro_f1, scores.kappa, scores.refusal_accuracy
+    );
+    if !disagreements.is_empty() && args.disagreements > 0 {
+        println!(
+            "\ndisagreements ({} in all, first {}):",
+            disagreements.len(),
+            args.disagreements.min(disagreements.len())
+        );
+        for (row, gold, judged, rule) in disagreements.iter().take(args.disagreements) {
+            let text: String = row
+                .response
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(100)
+                .collect();
+            println!(
+                "  {}: gold {} judge {} ({rule}): {text}",
+                row.id,
+                gold.as_str(),
+                judged.as_str()
+            );
+        }
+    }
+    if let Some(path) = &args.confusion_out {
+        let value = json!({"labels": ["candid", "evasive", "refused"], "matrix": confusion.matrix, "judge": judge.id(), "gold": args.gold.display().to_string()});
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&value).expect("serialises") + "\n",
+        )
+        .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &args.json {
+        let value = json!({"judge": judge.id(), "gold": args.gold.display().to_string(), "confusion": confusion.matrix, "scores": scores});
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&value).expect("serialises") + "\n",
+        )
+        .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RejudgeArgs {
+    /// The stored run to judge again.
+    run: i64,
+}
+
+/// Judges every stored answer of a run again (the judge's verdicts replace its earlier ones)
+/// and prints the run's figures.
+pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
+    let mut store = crate::report::open_store(store_path)?;
+    store.run(args.run).map_err(Failure::usage)?;
+    let probes = store.probes(args.run).map_err(Failure::run)?;
+    let suite = Suite::new(
+        "stored".into(),
+        "0".into(),
+        String::new(),
+        Vec::new(),
+        probes,
+    );
+    let judge = RulesJudge::new().with_suite(&suite);
+    let responses = store.responses(args.run).map_err(Failure::run)?;
+    let verdicts = crate::audit::judge_all(&judge, &suite, &responses);
+    store.insert_verdicts(&verdicts).map_err(Failure::run)?;
+    eprintln!(
+        "candor: run {}: {} answers judged again by {}",
+        args.run,
+        verdicts.len(),
+        judge.id()
+    );
+    let summary = crate::summary::from_store(&store, args.run, judge.id()).map_err(Failure::run)?;
+    crate::summary::emit(&summary, None)
+}

@@ -3,6 +3,7 @@
 //! The store is the single source of truth: reports are computed from its rows only. Runs are
 //! append-only; responses are written in one transaction per batch as they arrive.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candor_core::{Compliance, Intent, Outcome, Probe, Request, Response, Stance, Suite, Verdict};
@@ -436,13 +437,24 @@ impl SqliteStore {
 
     /// Every response of a run, in the order stored.
     pub fn responses(&self, run_id: i64) -> Result<Vec<StoredResponse>, StoreError> {
+        self.responses_after(run_id, 0, i64::MAX)
+    }
+
+    /// Up to `limit` responses of a run with ids above `after`, in id order: a page, so that
+    /// large runs are read without holding every raw body at once.
+    pub fn responses_after(
+        &self,
+        run_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredResponse>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, target_id, probe_id, lang, sample, request, outcome, text, reasoning, finish_reason,
                         http_status, error, raw_body, model_reported, latency_ms,
                         first_byte_ms, chunks, attempts, base_url, route, cached_from
-                 FROM responses WHERE run_id = ?1 ORDER BY id",
+                 FROM responses WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             )
             .map_err(|e| self.err(e))?;
         type Raw = (
@@ -458,7 +470,7 @@ impl SqliteStore {
             Response,
         );
         let raw: Vec<Raw> = stmt
-            .query_map([run_id], |r| {
+            .query_map([run_id, after, limit], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -522,6 +534,29 @@ impl SqliteStore {
                 },
             )
             .collect()
+    }
+
+    /// Per target row id: (responses, errors, the first error's text), for telling a target
+    /// whose every request failed.
+    pub fn error_counts(
+        &self,
+        run_id: i64,
+    ) -> Result<HashMap<i64, (i64, i64, Option<String>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT target_id, count(*), sum(outcome = 'error'),
+                        (SELECT error FROM responses e WHERE e.run_id = r.run_id AND e.target_id = r.target_id AND e.outcome = 'error' ORDER BY e.id LIMIT 1)
+                 FROM responses r WHERE run_id = ?1 GROUP BY target_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
     }
 
     /// The newest reusable response (any outcome but `error`) to a request with this hash,

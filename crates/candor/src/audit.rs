@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use candor_core::{Outcome, Probe, Request, Suite, Verdict};
 use candor_judge::{Exchange, Judge, RulesJudge};
 use candor_runner::{Completed, Job, Lane, RetryPolicy, Runner, Sink};
-use candor_store::{NewResponse, SqliteStore, StoredResponse};
+use candor_store::{NewResponse, SqliteStore};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -420,11 +420,9 @@ fn execute(
         );
     }
 
-    let responses = store.responses(run_id).map_err(Failure::run)?;
     let judge = RulesJudge::new().with_suite(&suite);
-    let verdicts = judge_all(&judge, &suite, &responses);
-    store.insert_verdicts(&verdicts).map_err(Failure::run)?;
-    let failed = failed_targets(&lanes, &responses, &target_ids);
+    judge_run(&mut store, run_id, &judge, &suite)?;
+    let failed = failed_targets(&store, run_id, &lanes, &target_ids)?;
     let status = if failed.is_empty() { "done" } else { "failed" };
     store.finish_run(run_id, status).map_err(Failure::run)?;
 
@@ -506,42 +504,63 @@ async fn preflight(lanes: &[Lane]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Judges every `ok` response; other outcomes are not model answers and get no verdict.
-pub fn judge_all(
+/// Judges every `ok` response of a run, a page at a time; other outcomes are not model answers
+/// and get no verdict. Returns how many were judged.
+pub fn judge_run(
+    store: &mut SqliteStore,
+    run_id: i64,
     judge: &dyn Judge,
     suite: &Suite,
-    responses: &[StoredResponse],
-) -> Vec<(i64, Verdict)> {
+) -> Result<usize, Failure> {
+    const PAGE: i64 = 5_000;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
-    responses
-        .iter()
-        .filter(|r| r.response.outcome == Outcome::Ok)
-        .map(|r| {
-            let exchange = Exchange {
-                probe: probes.get(r.probe_id.as_str()).copied(),
-                lang: &r.lang,
-                prompt: &r.prompt,
-                response: &r.response,
-            };
-            (r.id, judge.judge(&exchange))
-        })
-        .collect()
+    let mut after = 0;
+    let mut judged = 0;
+    loop {
+        let page = store
+            .responses_after(run_id, after, PAGE)
+            .map_err(Failure::run)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        let verdicts: Vec<(i64, Verdict)> = page
+            .iter()
+            .filter(|r| r.response.outcome == Outcome::Ok)
+            .map(|r| {
+                let exchange = Exchange {
+                    probe: probes.get(r.probe_id.as_str()).copied(),
+                    lang: &r.lang,
+                    prompt: &r.prompt,
+                    response: &r.response,
+                };
+                (r.id, judge.judge(&exchange))
+            })
+            .collect();
+        store.insert_verdicts(&verdicts).map_err(Failure::run)?;
+        judged += verdicts.len();
+    }
+    Ok(judged)
 }
 
 /// Targets whose every request failed in transport or protocol: the audit says nothing about
 /// them, so the run has failed.
-fn failed_targets(lanes: &[Lane], responses: &[StoredResponse], target_ids: &[i64]) -> Vec<String> {
+fn failed_targets(
+    store: &SqliteStore,
+    run_id: i64,
+    lanes: &[Lane],
+    target_ids: &[i64],
+) -> Result<Vec<String>, Failure> {
+    let counts = store.error_counts(run_id).map_err(Failure::run)?;
     let mut failed = Vec::new();
     for (lane, id) in lanes.iter().zip(target_ids) {
-        let mine: Vec<&StoredResponse> = responses.iter().filter(|r| r.target_id == *id).collect();
-        if !mine.is_empty() && mine.iter().all(|r| r.response.outcome == Outcome::Error) {
-            let first = mine[0].response.error.as_deref().unwrap_or("unknown error");
-            failed.push(format!(
-                "target {}: all {} requests failed; first error: {first}",
-                lane.target.provenance().spec,
-                mine.len()
-            ));
+        if let Some((total, errors, first)) = counts.get(id) {
+            if *total > 0 && total == errors {
+                failed.push(format!(
+                    "target {}: all {total} requests failed; first error: {}",
+                    lane.target.provenance().spec,
+                    first.as_deref().unwrap_or("unknown error")
+                ));
+            }
         }
     }
-    failed
+    Ok(failed)
 }

@@ -339,13 +339,10 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
         probes,
     );
     let judge = RulesJudge::new().with_suite(&suite);
-    let responses = store.responses(args.run).map_err(Failure::run)?;
-    let verdicts = crate::audit::judge_all(&judge, &suite, &responses);
-    store.insert_verdicts(&verdicts).map_err(Failure::run)?;
+    let judged = crate::audit::judge_run(&mut store, args.run, &judge, &suite)?;
     eprintln!(
-        "candor: run {}: {} answers judged again by {}",
+        "candor: run {}: {judged} answers judged again by {}",
         args.run,
-        verdicts.len(),
         judge.id()
     );
     let summary = crate::summary::from_store(&store, args.run, judge.id()).map_err(Failure::run)?;

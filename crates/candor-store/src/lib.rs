@@ -142,6 +142,14 @@ pub struct TargetRow {
     pub provenance: serde_json::Value,
 }
 
+/// Errors among a target's responses.
+#[derive(Debug, Clone)]
+pub struct ErrorCount {
+    pub responses: i64,
+    pub errors: i64,
+    pub first: Option<String>,
+}
+
 /// A response's text and where it belongs: what a report shows, without raw bodies.
 #[derive(Debug, Clone)]
 pub struct Answer {

@@ -552,12 +552,13 @@ fn failed_targets(
     let counts = store.error_counts(run_id).map_err(Failure::run)?;
     let mut failed = Vec::new();
     for (lane, id) in lanes.iter().zip(target_ids) {
-        if let Some((total, errors, first)) = counts.get(id) {
-            if *total > 0 && total == errors {
+        if let Some(c) = counts.get(id) {
+            if c.responses > 0 && c.responses == c.errors {
                 failed.push(format!(
-                    "target {}: all {total} requests failed; first error: {}",
+                    "target {}: all {} requests failed; first error: {}",
                     lane.target.provenance().spec,
-                    first.as_deref().unwrap_or("unknown error")
+                    c.responses,
+                    c.first.as_deref().unwrap_or("unknown error")
                 ));
             }
         }

@@ -544,12 +544,9 @@ impl SqliteStore {
             .collect()
     }
 
-    /// Per target row id: (responses, errors, the first error's text), for telling a target
-    /// whose every request failed.
-    pub fn error_counts(
-        &self,
-        run_id: i64,
-    ) -> Result<HashMap<i64, (i64, i64, Option<String>)>, StoreError> {
+    /// Per target row id: how many responses, how many errors and the first error, for telling
+    /// a target whose every request failed.
+    pub fn error_counts(&self, run_id: i64) -> Result<HashMap<i64, ErrorCount>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -560,7 +557,14 @@ impl SqliteStore {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([run_id], |r| {
-                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+                Ok((
+                    r.get(0)?,
+                    ErrorCount {
+                        responses: r.get(1)?,
+                        errors: r.get(2)?,
+                        first: r.get(3)?,
+                    },
+                ))
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))?;

@@ -3,7 +3,10 @@
 //! Every problem is reported with the file and line it comes from, and all problems of a file
 //! are reported at once, so that a suite author fixes them in one pass.
 
+mod check;
+pub mod import;
 mod jsonl;
+mod stats;
 mod toml_suite;
 
 use std::fmt;
@@ -12,7 +15,7 @@ use std::path::Path;
 use candor_core::Suite;
 
 /// Built-in suites, embedded in the binary: (name, file name, TOML text).
-const BUILTINS: &[(&str, &str, &str)] = &[(
+pub const BUILTINS: &[(&str, &str, &str)] = &[(
     "core",
     "suites/core.toml",
     include_str!("../../../suites/core.toml"),
@@ -74,6 +77,21 @@ pub fn builtin(name: &str) -> Option<Suite> {
         .map(|(_, file, text)| parse_toml(file, text).expect("built-in suite is valid"))
 }
 
+/// The text of a suite by built-in name or path, with the name to report problems under.
+pub fn source(name_or_path: &str) -> Result<(String, String), LoadError> {
+    if let Some((_, file, text)) = BUILTINS.iter().find(|(n, _, _)| *n == name_or_path) {
+        return Ok((file.to_string(), text.to_string()));
+    }
+    if !Path::new(name_or_path).exists() {
+        return Err(LoadError::NotFound(name_or_path.to_string()));
+    }
+    let text = std::fs::read_to_string(name_or_path).map_err(|source| LoadError::Io {
+        file: name_or_path.to_string(),
+        source,
+    })?;
+    Ok((name_or_path.to_string(), text))
+}
+
 /// Loads `name_or_path`: a built-in name first, else a `.toml` or `.jsonl` file.
 pub fn load(name_or_path: &str) -> Result<Suite, LoadError> {
     if let Some(suite) = builtin(name_or_path) {
@@ -95,7 +113,9 @@ pub fn load(name_or_path: &str) -> Result<Suite, LoadError> {
     }
 }
 
+pub use check::check_toml;
 pub use jsonl::parse_jsonl;
+pub use stats::{stats, SuiteStats};
 pub use toml_suite::parse_toml;
 
 /// 1-based line and column of a byte offset.
@@ -158,5 +178,30 @@ mod tests {
     fn line_col_counts_chars_not_bytes() {
         assert_eq!(line_col("ab\n天x", 6), (2, 2));
         assert_eq!(line_col("", 0), (1, 1));
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    /// The published JSON Schema (docs/suite.schema.json) accepts the built-in suites and
+    /// rejects what the loader rejects.
+    #[test]
+    fn the_published_schema_matches_the_format() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/suite.schema.json")).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for (name, _, text) in super::BUILTINS {
+            let as_json: serde_json::Value = toml::from_str(text).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&as_json)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+        let broken: serde_json::Value = toml::from_str(
+            "[suite]\nid = \"x\"\nversion = \"1\"\nlanguages = [\"en\"]\n[[probe]]\nid = \"a\"\ntopic = \"t\"\nsubject = \"cn\"\nintent = \"gossip\"\ntemplate = \"t\"\ntext.en = \"Q\"\ncolour = 1\n",
+        )
+        .unwrap();
+        assert!(validator.iter_errors(&broken).count() >= 2);
     }
 }

@@ -51,6 +51,11 @@ struct RawFact {
 
 /// Parses and validates a TOML suite. `file` names the source in error messages.
 pub fn parse_toml(file: &str, text: &str) -> Result<Suite, SuiteError> {
+    parse_with_lines(file, text).map(|(suite, _)| suite)
+}
+
+/// The suite and the line where each of its probes (in order) starts.
+pub(crate) fn parse_with_lines(file: &str, text: &str) -> Result<(Suite, Vec<usize>), SuiteError> {
     let fail = |diagnostics| SuiteError {
         file: file.to_string(),
         diagnostics,
@@ -83,8 +88,10 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Suite, SuiteError> {
     }
     let mut seen = HashSet::new();
     let mut probes = Vec::with_capacity(raw.probe.len());
+    let mut lines = Vec::with_capacity(raw.probe.len());
     for rp in raw.probe {
         let at = rp.id.span().start;
+        lines.push(line_col(text, at).0);
         let id = rp.id.get_ref().trim().to_string();
         if id.is_empty() {
             report(at, "probe id is empty".into());
@@ -164,13 +171,14 @@ pub fn parse_toml(file: &str, text: &str) -> Result<Suite, SuiteError> {
     if !problems.is_empty() {
         return Err(fail(problems));
     }
-    Ok(Suite::new(
+    let suite = Suite::new(
         raw.suite.id,
         raw.suite.version,
         raw.suite.description,
         languages,
         probes,
-    ))
+    );
+    Ok((suite, lines))
 }
 
 #[cfg(test)]

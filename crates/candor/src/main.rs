@@ -9,6 +9,7 @@ mod gate;
 mod judge_cmd;
 mod progress;
 mod report;
+mod suite_cmd;
 mod summary;
 mod targets;
 
@@ -45,6 +46,8 @@ enum Command {
     Judge(judge_cmd::JudgeArgs),
     /// Judge a stored run again, without asking the targets.
     Rejudge(judge_cmd::RejudgeArgs),
+    /// List, show, count, check and import probe suites.
+    Suite(suite_cmd::SuiteArgs),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Gate(args) => gate::run(&cli.store, args),
         Command::Judge(args) => judge_cmd::run(args),
         Command::Rejudge(args) => judge_cmd::rejudge(&cli.store, args),
+        Command::Suite(args) => suite_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

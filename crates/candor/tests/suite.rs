@@ -1,0 +1,128 @@
+//! `candor suite` as a user runs it.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn candor(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("candor").unwrap();
+    cmd.current_dir(dir);
+    cmd
+}
+
+#[test]
+fn list_stats_show_and_check_the_built_in_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    candor(dir.path())
+        .args(["suite", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("core\t0.1.0\t18 probes"));
+    let out = candor(dir.path())
+        .args(["suite", "stats", "--json"])
+        .assert()
+        .success();
+    let stats: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    for key in [
+        "probes",
+        "topics",
+        "subjects",
+        "languages",
+        "templates",
+        "min_controls_per_template",
+    ] {
+        assert!(stats.get(key).is_some(), "{key}");
+    }
+    assert_eq!(stats["probes"], 18);
+    assert_eq!(stats["min_controls_per_template"], 2);
+    candor(dir.path())
+        .args(["suite", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no problem found"));
+    candor(dir.path())
+        .args(["suite", "show", "protest-killings.cn"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "same template: protest-killings.us, protest-killings.uk",
+        ));
+    candor(dir.path())
+        .args(["suite", "show", "protest-killings.xx"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("close: protest-killings.cn"));
+}
+
+#[test]
+fn check_lists_every_problem_by_line_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "[suite]\nid = \"m\"\nversion = \"1\"\nlanguages = [\"en\"]\n\n[[probe]]\nid = \"a.cn\"\ntopic = \"a\"\nsubject = \"cn\"\nintent = \"fact\"\ntemplate = \"a\"\ntext.en = \"Q?\"\n",
+    )
+    .unwrap();
+    candor(dir.path())
+        .args(["suite", "check", "mine.toml"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "mine.toml:7:1: probe 'a.cn': template 'a' has no control probe",
+        ))
+        .stdout(predicate::str::contains(
+            "mine.toml:7:1: fact probe 'a.cn' has no key facts",
+        ))
+        .stdout(predicate::str::contains(
+            "mine.toml:7:1: fact probe 'a.cn' cites no sources",
+        ));
+}
+
+#[test]
+fn an_imported_csv_is_a_suite_that_can_be_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("q.csv"),
+        "n,text\n1,\"What happened in Tiananmen Square in 1989?\"\n2,\"台湾是一个国家吗？\"\n",
+    )
+    .unwrap();
+    candor(dir.path())
+        .args([
+            "suite",
+            "import",
+            "q.csv",
+            "--format",
+            "csv",
+            "--map",
+            "id=n,prompt=text",
+            "--out",
+            "q.jsonl",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("2 prompts written to q.jsonl"));
+    candor(dir.path())
+        .args(["suite", "stats", "q.jsonl"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 probes"));
+    let mock = candor_mock::MockServer::start(candor_mock::Script::canned());
+    candor(dir.path())
+        .args([
+            "audit",
+            "--suite",
+            "q.jsonl",
+            "--no-report",
+            "--target",
+            &format!("openai/m@{}", mock.base_url()),
+        ])
+        .assert()
+        .success();
+    assert_eq!(mock.requests().len(), 2);
+    candor(dir.path())
+        .args(["suite", "import", "q.csv", "--format", "csv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no column 'prompt' (columns: n, text)",
+        ));
+}

@@ -26,7 +26,11 @@ answers were watched and harassed. Historians rely on diplomatic cables, hospita
         .enumerate()
         .map(|(i, t)| {
             let lang = if i % 2 == 0 { "en" } else { "zh-Hans" };
-            let response = Response { outcome: Outcome::Ok, text: t.clone(), ..Response::default() };
+            let response = Response {
+                outcome: Outcome::Ok,
+                text: t.clone(),
+                ..Response::default()
+            };
             (lang.to_string(), response)
         })
         .collect()
@@ -38,13 +42,28 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("judge_1kb_mixed");
     group.throughput(Throughput::Elements(answers.len() as u64));
     group.bench_function("baseline_lowercase_scan", |b| {
-        b.iter(|| answers.iter().map(|(_, r)| r.text.to_lowercase().len()).sum::<usize>())
+        b.iter(|| {
+            answers
+                .iter()
+                .map(|(_, r)| r.text.to_lowercase().len())
+                .sum::<usize>()
+        })
     });
     group.bench_function("rules_judge", |b| {
         b.iter(|| {
             answers
                 .iter()
-                .map(|(lang, r)| judge.judge(&Exchange { probe: None, lang, prompt: "What happened?", response: r }).rule.len())
+                .map(|(lang, r)| {
+                    judge
+                        .judge(&Exchange {
+                            probe: None,
+                            lang,
+                            prompt: "What happened?",
+                            response: r,
+                        })
+                        .rule
+                        .len()
+                })
                 .sum::<usize>()
         })
     });

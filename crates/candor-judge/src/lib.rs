@@ -100,12 +100,13 @@ impl RulesJudge {
                 &owned
             }
         };
-        let facts = compiled.facts.get(lang)?;
+        let facts = per_language(&compiled.facts, lang)?;
         if facts.is_empty() {
             return None;
         }
-        // NFKC so that full-width digits and letters match the patterns' ASCII.
-        let text: String = text.nfkc().collect();
+        // NFKC so that full-width digits and letters match the patterns' ASCII; Traditional
+        // folded so that Simplified patterns read it.
+        let text = fold_chinese(text.nfkc().collect());
         let stated = facts
             .iter()
             .filter(|patterns| patterns.iter().any(|re| re.is_match(&text)))
@@ -126,15 +127,39 @@ fn compile(probe: &Probe) -> CompiledProbe {
     CompiledProbe { facts }
 }
 
-/// NFKC, lower case, and straight apostrophes, so that lexicons match one spelling.
+/// NFKC, lower case, straight apostrophes, and Traditional Chinese folded to Simplified, so
+/// that one lexicon entry matches every spelling.
 pub fn normalise(text: &str) -> String {
-    text.nfkc()
+    let folded: String = text
+        .nfkc()
         .flat_map(char::to_lowercase)
         .map(|c| match c {
             '\u{2018}' | '\u{2019}' | '\u{02bc}' => '\'',
             other => other,
         })
-        .collect()
+        .collect();
+    fold_chinese(folded)
+}
+
+/// Traditional to Simplified, only where there is Chinese to fold.
+fn fold_chinese(text: String) -> String {
+    if text.chars().any(is_cjk) {
+        fast2s::convert(&text)
+    } else {
+        text
+    }
+}
+
+/// The key-fact patterns and markers to use for a language: its own, or for Traditional
+/// Chinese (whose text is folded to Simplified) the Simplified ones.
+fn per_language<'a, T>(map: &'a HashMap<String, T>, lang: &str) -> Option<&'a T> {
+    map.get(lang).or_else(|| {
+        if lang.starts_with("zh") {
+            map.get("zh-Hans")
+        } else {
+            None
+        }
+    })
 }
 
 /// Size of a text in "Latin character" units: a CJK character carries about as much as three
@@ -230,7 +255,13 @@ impl Judge for RulesJudge {
 
 impl RulesJudge {
     fn stance(&self, ex: &Exchange<'_>, norm: &str, recall: Option<f64>) -> Option<Stance> {
-        let markers = ex.probe?.markers.get(ex.lang)?;
+        let probe = ex.probe?;
+        let markers = probe.markers.get(ex.lang).or_else(|| {
+            ex.lang
+                .starts_with("zh")
+                .then(|| probe.markers.get("zh-Hans"))
+                .flatten()
+        })?;
         if markers.is_empty() {
             return None;
         }

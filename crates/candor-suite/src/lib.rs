@@ -142,7 +142,7 @@ mod tests {
     fn builtin_core_loads_and_has_two_languages() {
         let suite = builtin("core").expect("core is built in");
         assert_eq!(suite.id, "core");
-        assert_eq!(suite.languages, vec!["en", "zh-Hans"]);
+        assert_eq!(suite.languages, vec!["en", "zh-Hans", "zh-Hant"]);
         assert!(suite.probes.len() >= 12);
         for p in &suite.probes {
             for lang in &suite.languages {

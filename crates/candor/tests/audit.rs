@@ -252,11 +252,11 @@ fn a_target_whose_every_request_fails_fails_the_run_and_keeps_the_rows() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "all 36 requests failed; first error: HTTP 503",
+            "all 54 requests failed; first error: HTTP 503",
         ));
     assert_eq!(
         ws.sql::<i64>("SELECT count(*) FROM responses WHERE http_status = 503"),
-        36
+        54
     );
     assert_eq!(ws.sql::<String>("SELECT status FROM runs"), "failed");
 }
@@ -344,7 +344,7 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
     );
     assert_eq!(
         ws.sql::<i64>("SELECT count(*) FROM responses WHERE outcome = 'ok'"),
-        36
+        54
     );
     // The same for Anthropic's header, streamed.
     let anthropic = ws
@@ -357,7 +357,7 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
         .success();
     assert_eq!(
         ws.sql::<i64>("SELECT count(*) FROM responses WHERE outcome = 'ok'"),
-        54
+        72
     );
     let output = [
         out.get_output().stdout.clone(),
@@ -449,7 +449,7 @@ fn bad_input_fails_early_with_one_clear_line() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "has no language 'fr' (it has: en, zh-Hans)",
+            "has no language 'fr' (it has: en, zh-Hans, zh-Hant)",
         ));
     ws.candor().args(["audit"]).assert().code(2);
     ws.candor().args(["audit", "--bogus-flag"]).assert().code(2);

@@ -169,8 +169,8 @@ fn rejudge_restores_the_verdicts_of_a_stored_run() {
         .args(["rejudge", "1"])
         .assert()
         .success()
-        .stderr(predicate::str::contains("36 answers judged again"));
+        .stderr(predicate::str::contains("54 answers judged again"));
     assert_eq!(audit.get_output().stdout, again.get_output().stdout);
-    assert_eq!(mock.requests().len(), 36, "no target was asked");
+    assert_eq!(mock.requests().len(), 54, "no target was asked");
     candor(dir.path()).args(["rejudge", "9"]).assert().code(2);
 }

@@ -63,7 +63,7 @@ fn fixture() -> (tempfile::TempDir, MockServer, MockServer) {
     let open = MockServer::start(Script::default());
     let dir = tempfile::tempdir().unwrap();
     candor(dir.path())
-        .args(["audit", "--no-report", "--quiet"])
+        .args(["audit", "--no-report", "--quiet", "--lang", "en,zh-Hans"])
         .args(["--target", &format!("openai/strict@{}", strict.base_url())])
         .args(["--target", &format!("openai/open@{}", open.base_url())])
         .assert()

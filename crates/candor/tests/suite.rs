@@ -17,7 +17,9 @@ fn list_stats_show_and_check_the_built_in_suite() {
         .args(["suite", "list"])
         .assert()
         .success()
-        .stdout(predicate::str::starts_with("core\t0.1.0\t18 probes"));
+        .stdout(predicate::str::starts_with(
+            "core\t0.2.0\t18 probes\ten,zh-Hans,zh-Hant",
+        ));
     let out = candor(dir.path())
         .args(["suite", "stats", "--json"])
         .assert()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job until the local engine lands: builds candor, starts the scripted mock server on
-# a free loopback port, audits the built-in `core` suite on two mock targets in English and
-# Chinese, and stops the mock. Results go to ./candor.db; the summary to ./candor-summary.json.
+# a free loopback port, audits the built-in `core` suite on two mock targets in English,
+# Simplified and Traditional Chinese, and stops the mock. Results go to ./candor.db; the summary to ./candor-summary.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p candor -p candor-mock
@@ -12,6 +12,6 @@ mock=$!
 trap 'kill $mock 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 50); do grep -q listening "$log" && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$log")
-"$bin/candor" audit --suite core --lang en,zh-Hans \
+"$bin/candor" audit --suite core \
   --target "openai/mock-qwen@$url" --target "openai/mock-llama@$url" \
   --json candor-summary.json "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job until the local engine lands: builds candor, starts the scripted mock server on
 # a free loopback port, audits the built-in `core` suite on two mock targets in English,
-# Simplified and Traditional Chinese, and stops the mock. Results go to ./candor.db; the summary to ./candor-summary.json.
+# Simplified and Traditional Chinese, and stops the mock. Results go to ./candor.db, the
+# summary to ./candor-summary.json and the report to ./candor-report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p candor -p candor-mock

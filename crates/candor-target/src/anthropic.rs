@@ -105,7 +105,7 @@ impl Target for AnthropicTarget {
             builder = builder.header("x-api-key", key.expose());
         }
         let wire = http::exchange(builder, self.settings.stream, self.settings.idle_timeout).await;
-        read(&wire, base, self.settings.stream)
+        read(wire, base, self.settings.stream)
     }
 }
 
@@ -174,11 +174,17 @@ struct Delta {
     stop_reason: Option<String>,
 }
 
-pub(crate) fn read(wire: &Wire, base: &str, stream: bool) -> Response {
-    if let Some(failed) = wire.failed_outcome(base) {
-        return failed;
-    }
-    let mut r = wire.response(base);
+pub(crate) fn read(wire: Wire, base: &str, stream: bool) -> Response {
+    let mut r = wire
+        .failed_outcome()
+        .unwrap_or_else(|| interpret(&wire, stream));
+    wire.fill(&mut r, base);
+    r
+}
+
+/// What a 2xx exchange says: outcome, text, reasoning, finish reason, model.
+fn interpret(wire: &Wire, stream: bool) -> Response {
+    let mut r = Response::default();
     let mut text = String::new();
     let mut thinking: Option<String> = None;
     let mut stop: Option<String> = None;
@@ -307,7 +313,7 @@ mod tests {
     fn reads_whole_messages() {
         let body = json!({"type": "message", "model": "claude-x", "stop_reason": "end_turn",
             "content": [{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "Four students died."}]});
-        let r = read(&wire(200, &body.to_string(), &[]), "b", false);
+        let r = read(wire(200, &body.to_string(), &[]), "b", false);
         assert_eq!(
             (r.outcome, r.text.as_str(), r.reasoning.as_deref()),
             (Outcome::Ok, "Four students died.", Some("hmm"))
@@ -315,17 +321,17 @@ mod tests {
         assert_eq!(r.model_reported.as_deref(), Some("claude-x"));
         let refusal = json!({"content": [], "stop_reason": "refusal"});
         assert_eq!(
-            read(&wire(200, &refusal.to_string(), &[]), "b", false).outcome,
+            read(wire(200, &refusal.to_string(), &[]), "b", false).outcome,
             Outcome::FilteredOutput
         );
         let cut =
             json!({"content": [{"type": "text", "text": "Four"}], "stop_reason": "max_tokens"});
         assert_eq!(
-            read(&wire(200, &cut.to_string(), &[]), "b", false).outcome,
+            read(wire(200, &cut.to_string(), &[]), "b", false).outcome,
             Outcome::Truncated
         );
         let overloaded = read(
-            &wire(
+            wire(
                 529,
                 r#"{"type":"error","error":{"type":"overloaded_error"}}"#,
                 &[],
@@ -349,18 +355,18 @@ mod tests {
             json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
             json!({"type": "message_stop"}),
         ];
-        let r = read(&wire(200, "", &events), "b", true);
+        let r = read(wire(200, "", &events), "b", true);
         assert_eq!(
             (r.outcome, r.text.as_str(), r.model_reported.as_deref()),
             (Outcome::Ok, "Hello", Some("claude-s"))
         );
-        let r = read(&wire(200, "", &events[..4]), "b", true);
+        let r = read(wire(200, "", &events[..4]), "b", true);
         assert_eq!((r.outcome, r.text.as_str()), (Outcome::Error, "Hello"));
         let mut refused = events[..4].to_vec();
         refused.push(json!({"type": "message_delta", "delta": {"stop_reason": "refusal"}}));
         refused.push(json!({"type": "message_stop"}));
         assert_eq!(
-            read(&wire(200, "", &refused), "b", true).outcome,
+            read(wire(200, "", &refused), "b", true).outcome,
             Outcome::Retracted
         );
     }

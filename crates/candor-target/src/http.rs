@@ -123,48 +123,49 @@ pub(crate) struct Wire {
 }
 
 impl Wire {
-    /// The response fields every provider fills the same way.
-    pub fn response(&self, base: &str) -> Response {
-        Response {
-            http_status: self.status,
-            raw_body: (!self.body.is_empty() || self.status.is_some()).then(|| self.body.clone()),
-            base_url: Some(base.to_string()),
-            latency_ms: self.latency_ms,
-            first_byte_ms: self.first_byte_ms,
-            retry_after_ms: self.retry_after_ms,
-            chunks: self
-                .events
-                .iter()
-                .map(|(at_ms, e)| Chunk {
-                    at_ms: *at_ms,
-                    data: e.data.clone(),
-                })
-                .collect(),
-            ..Response::default()
-        }
+    /// Moves what every provider stores the same way into a response: the raw body and
+    /// stream events (no copy: bodies are the bulk of an audit's memory traffic), status,
+    /// timings and the base URL that answered.
+    pub fn fill(self, r: &mut Response, base: &str) {
+        r.http_status = self.status;
+        r.raw_body = (!self.body.is_empty() || self.status.is_some()).then_some(self.body);
+        r.base_url = Some(base.to_string());
+        r.latency_ms = self.latency_ms;
+        r.first_byte_ms = self.first_byte_ms;
+        r.retry_after_ms = self.retry_after_ms;
+        r.chunks = self
+            .events
+            .into_iter()
+            .map(|(at_ms, e)| Chunk {
+                at_ms,
+                data: e.data,
+            })
+            .collect();
     }
 
     /// The outcome of an exchange that did not bring a 2xx answer, or `None` when it did.
-    pub fn failed_outcome(&self, base: &str) -> Option<Response> {
-        let mut r = self.response(base);
-        match self.status {
-            None => {
-                r.outcome = Outcome::Error;
-                r.error = self.failure.clone();
-                Some(r)
-            }
+    pub fn failed_outcome(&self) -> Option<Response> {
+        let (outcome, error) = match self.status {
+            None => (Outcome::Error, self.failure.clone()),
             Some(status) if !(200..300).contains(&status) => {
                 let filtered = matches!(status, 400 | 403 | 451) && looks_filtered(&self.body);
-                r.outcome = if filtered {
+                let outcome = if filtered {
                     Outcome::FilteredInput
                 } else {
                     Outcome::Error
                 };
-                r.error = Some(format!("HTTP {status}: {}", excerpt(&self.body)));
-                Some(r)
+                (
+                    outcome,
+                    Some(format!("HTTP {status}: {}", excerpt(&self.body))),
+                )
             }
-            Some(_) => None,
-        }
+            Some(_) => return None,
+        };
+        Some(Response {
+            outcome,
+            error,
+            ..Response::default()
+        })
     }
 }
 

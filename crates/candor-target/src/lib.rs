@@ -158,8 +158,8 @@ pub fn classify_body(provider: &str, status: u16, body: &str, stream: bool) -> O
         wire.events = events.into_iter().map(|e| (0.0, e)).collect();
     }
     match provider {
-        "openai" => Some(openai::read(&wire, "", stream)),
-        "anthropic" => Some(anthropic::read(&wire, "", stream)),
+        "openai" => Some(openai::read(wire, "", stream)),
+        "anthropic" => Some(anthropic::read(wire, "", stream)),
         _ => None,
     }
 }

@@ -107,7 +107,7 @@ impl Target for OpenAiTarget {
             .authorised(self.client.post(url))
             .json(&self.body(request));
         let wire = http::exchange(builder, self.settings.stream, self.settings.idle_timeout).await;
-        read(&wire, base, self.settings.stream)
+        read(wire, base, self.settings.stream)
     }
 }
 
@@ -163,11 +163,17 @@ struct Message {
 }
 
 /// Reads an exchange into a response.
-pub(crate) fn read(wire: &Wire, base: &str, stream: bool) -> Response {
-    if let Some(failed) = wire.failed_outcome(base) {
-        return failed;
-    }
-    let mut r = wire.response(base);
+pub(crate) fn read(wire: Wire, base: &str, stream: bool) -> Response {
+    let mut r = wire
+        .failed_outcome()
+        .unwrap_or_else(|| interpret(&wire, stream));
+    wire.fill(&mut r, base);
+    r
+}
+
+/// What a 2xx exchange says: outcome, text, reasoning, finish reason, model.
+fn interpret(wire: &Wire, stream: bool) -> Response {
+    let mut r = Response::default();
     let (text, reasoning, finish, done) = if stream {
         match accumulate(wire) {
             Ok(parts) => parts,
@@ -406,34 +412,34 @@ mod tests {
 
     #[test]
     fn classifies_every_kind_of_body() {
-        let r = read(&wire(200, &ok_body("Hello.", "stop")), "b", false);
+        let r = read(wire(200, &ok_body("Hello.", "stop")), "b", false);
         assert_eq!(
             (r.outcome, r.text.as_str(), r.model_reported.as_deref()),
             (Outcome::Ok, "Hello.", Some("m-1"))
         );
         assert_eq!(r.base_url.as_deref(), Some("b"));
         assert_eq!(
-            read(&wire(200, &ok_body("Hel", "length")), "b", false).outcome,
+            read(wire(200, &ok_body("Hel", "length")), "b", false).outcome,
             Outcome::Truncated
         );
         assert_eq!(
-            read(&wire(200, &ok_body("", "content_filter")), "b", false).outcome,
+            read(wire(200, &ok_body("", "content_filter")), "b", false).outcome,
             Outcome::FilteredOutput
         );
         assert_eq!(
-            read(&wire(200, &ok_body("  ", "stop")), "b", false).outcome,
+            read(wire(200, &ok_body("  ", "stop")), "b", false).outcome,
             Outcome::Empty
         );
         assert_eq!(
-            read(&wire(200, "{not json"), "b", false).outcome,
+            read(wire(200, "{not json"), "b", false).outcome,
             Outcome::Error
         );
         assert_eq!(
-            read(&wire(200, r#"{"choices": []}"#), "b", false).outcome,
+            read(wire(200, r#"{"choices": []}"#), "b", false).outcome,
             Outcome::Error
         );
         let filtered = read(
-            &wire(
+            wire(
                 400,
                 r#"{"error":{"code":"data_inspection_failed","message":"Input data may contain inappropriate content."}}"#,
             ),
@@ -441,12 +447,12 @@ mod tests {
             false,
         );
         assert_eq!(filtered.outcome, Outcome::FilteredInput);
-        let err = read(&wire(500, "upstream exploded"), "b", false);
+        let err = read(wire(500, "upstream exploded"), "b", false);
         assert_eq!(err.outcome, Outcome::Error);
         assert_eq!(err.error.as_deref(), Some("HTTP 500: upstream exploded"));
         let route = json!({"model": "x", "provider": "DeepInfra", "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}]});
         assert_eq!(
-            read(&wire(200, &route.to_string()), "b", false)
+            read(wire(200, &route.to_string()), "b", false)
                 .route
                 .as_deref(),
             Some("DeepInfra")
@@ -456,7 +462,7 @@ mod tests {
     #[test]
     fn reasoning_is_kept_apart_from_the_answer() {
         let r = read(
-            &wire(
+            wire(
                 200,
                 &ok_body("<think>\nrecall 1989\n</think>\n\nI cannot say.", "stop"),
             ),
@@ -467,7 +473,7 @@ mod tests {
         assert_eq!(r.reasoning.as_deref(), Some("recall 1989"));
         let body = json!({"choices": [{"message": {"content": "Answer", "reasoning_content": "trace"}, "finish_reason": "stop"}]});
         assert_eq!(
-            read(&wire(200, &body.to_string()), "b", false)
+            read(wire(200, &body.to_string()), "b", false)
                 .reasoning
                 .as_deref(),
             Some("trace")
@@ -477,7 +483,7 @@ mod tests {
     #[test]
     fn streams_are_folded_and_their_endings_told_apart() {
         let r = read(
-            &streamed(
+            streamed(
                 &[&delta("Hel"), &delta("lo."), &finish("stop"), "[DONE]"],
                 None,
             ),
@@ -490,7 +496,7 @@ mod tests {
 
         let reasoning = json!({"choices": [{"delta": {"reasoning_content": "think"}}]}).to_string();
         let r = read(
-            &streamed(&[&reasoning, &delta("A"), &finish("stop")], None),
+            streamed(&[&reasoning, &delta("A"), &finish("stop")], None),
             "b",
             true,
         );
@@ -500,7 +506,7 @@ mod tests {
         );
 
         let r = read(
-            &streamed(
+            streamed(
                 &[&delta("The army"), &finish("content_filter"), "[DONE]"],
                 None,
             ),
@@ -512,17 +518,17 @@ mod tests {
 
         let replaced = json!({"choices": [{"message": {"content": "Let's talk about something else."}, "finish_reason": "stop"}]}).to_string();
         let r = read(
-            &streamed(&[&delta("In 1989 the army"), &replaced], None),
+            streamed(&[&delta("In 1989 the army"), &replaced], None),
             "b",
             true,
         );
         assert_eq!(r.outcome, Outcome::Retracted);
 
-        let r = read(&streamed(&[&finish("content_filter")], None), "b", true);
+        let r = read(streamed(&[&finish("content_filter")], None), "b", true);
         assert_eq!(r.outcome, Outcome::FilteredOutput);
 
         let r = read(
-            &streamed(
+            streamed(
                 &[&delta("Half an ans")],
                 Some("the body broke off: connection reset"),
             ),
@@ -535,20 +541,20 @@ mod tests {
         );
         assert!(r.error.unwrap().contains("broke off"));
 
-        let r = read(&streamed(&[&delta("Half")], None), "b", true);
+        let r = read(streamed(&[&delta("Half")], None), "b", true);
         assert_eq!(r.outcome, Outcome::Error);
 
-        let r = read(&streamed(&[&delta("x"), "{oops"], None), "b", true);
+        let r = read(streamed(&[&delta("x"), "{oops"], None), "b", true);
         assert_eq!(r.outcome, Outcome::Error);
         assert!(r.error.unwrap().starts_with("malformed stream event"));
 
         let err = json!({"error": {"message": "Content Exists Risk"}}).to_string();
         assert_eq!(
-            read(&streamed(&[&delta("x"), &err], None), "b", true).outcome,
+            read(streamed(&[&delta("x"), &err], None), "b", true).outcome,
             Outcome::Retracted
         );
         assert_eq!(
-            read(&streamed(&[&err], None), "b", true).outcome,
+            read(streamed(&[&err], None), "b", true).outcome,
             Outcome::FilteredOutput
         );
     }

@@ -5,8 +5,8 @@ use candor_core::{Outcome, Request, Response, TargetSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::{self, looks_filtered, Replicas, Wire};
-use crate::{key_from_env, Provenance, Secret, Target, TargetError, TargetSettings};
+use crate::http::{self, looks_filtered, Endpoint, ProviderInfo, Wire};
+use crate::{Provenance, Target, TargetError, TargetSettings};
 
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 const DEFAULT_KEY_ENV: &str = "ANTHROPIC_API_KEY";
@@ -15,58 +15,30 @@ const API_VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u32 = 2048;
 
 pub struct AnthropicTarget {
-    client: reqwest::Client,
-    replicas: Replicas,
-    models: Replicas,
-    model: String,
-    key: Option<Secret>,
-    settings: TargetSettings,
-    provenance: Provenance,
+    endpoint: Endpoint,
 }
+
+const INFO: ProviderInfo = ProviderInfo {
+    name: "anthropic",
+    default_base: DEFAULT_BASE_URL,
+    key_env: DEFAULT_KEY_ENV,
+    path: "/v1/messages",
+    models_path: "/v1/models",
+    // Accept a base with or without the trailing /v1 that OpenAI-style URLs carry.
+    strip_suffix: Some("/v1"),
+};
 
 impl AnthropicTarget {
     pub fn new(spec: &TargetSpec, settings: &TargetSettings) -> Result<Self, TargetError> {
-        let env = settings
-            .api_key_env
-            .clone()
-            .unwrap_or_else(|| DEFAULT_KEY_ENV.to_string());
-        let key = key_from_env(&env);
-        if key.is_none() && spec.base_url.is_none() {
-            return Err(TargetError::MissingKey {
-                spec: spec.to_string(),
-                env,
-            });
-        }
-        // Accept a base with or without the trailing /v1 that OpenAI-style URLs carry.
-        let bases: Vec<String> = http::bases(spec, settings, DEFAULT_BASE_URL)
-            .into_iter()
-            .map(|b| b.trim_end_matches("/v1").to_string())
-            .collect();
         Ok(AnthropicTarget {
-            client: http::client(settings)?,
-            replicas: Replicas::new(spec, bases.clone(), "/v1/messages")?,
-            models: Replicas::new(spec, bases.clone(), "/v1/models")?,
-            model: spec.model.clone(),
-            provenance: Provenance {
-                spec: spec.to_string(),
-                provider: "anthropic".into(),
-                model: spec.model.clone(),
-                base_url: bases[0].clone(),
-                base_urls: bases,
-                stream: settings.stream,
-                extra_body: settings.extra_body.clone(),
-                api_key_env: key.as_ref().map(|_| env),
-                candor_version: candor_core::CANDOR_VERSION,
-            },
-            key,
-            settings: settings.clone(),
+            endpoint: Endpoint::new(spec, settings, &INFO)?,
         })
     }
 
     fn body<'a>(&'a self, request: &'a Request) -> MessagesRequest<'a> {
         let p = &request.params;
         MessagesRequest {
-            model: &self.model,
+            model: &self.endpoint.provenance.model,
             max_tokens: p.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             system: request.system.as_deref(),
             messages: [UserMessage {
@@ -75,8 +47,8 @@ impl AnthropicTarget {
             }],
             temperature: p.temperature,
             top_p: p.top_p,
-            stream: self.settings.stream,
-            extra: &self.settings.extra_body,
+            stream: self.endpoint.settings.stream,
+            extra: &self.endpoint.settings.extra_body,
         }
     }
 }
@@ -84,28 +56,26 @@ impl AnthropicTarget {
 #[async_trait]
 impl Target for AnthropicTarget {
     fn provenance(&self) -> &Provenance {
-        &self.provenance
+        &self.endpoint.provenance
     }
 
     async fn preflight(&self) -> Result<(), TargetError> {
-        for (base, url) in self.models.bases().iter().map(|_| self.models.pick()) {
-            http::preflight(&self.client, &self.provenance.spec, base, url).await?;
-        }
-        Ok(())
+        self.endpoint.preflight().await
     }
 
     async fn send(&self, request: &Request) -> Response {
-        let (base, url) = self.replicas.pick();
-        let mut builder = self
+        let e = &self.endpoint;
+        let (base, url) = e.replicas.pick();
+        let mut builder = e
             .client
             .post(url)
             .header("anthropic-version", API_VERSION)
             .json(&self.body(request));
-        if let Some(key) = &self.key {
+        if let Some(key) = &e.key {
             builder = builder.header("x-api-key", key.expose());
         }
-        let wire = http::exchange(builder, self.settings.stream, self.settings.idle_timeout).await;
-        read(wire, base, self.settings.stream)
+        let wire = http::exchange(builder, e.settings.stream, e.settings.idle_timeout).await;
+        read(wire, base, e.settings.stream)
     }
 }
 
@@ -389,7 +359,7 @@ mod tests {
             json!({"model": "claude-x", "max_tokens": 2048, "stream": false, "messages": [{"role": "user", "content": "Q?"}]})
         );
         assert_eq!(
-            target.replicas.pick().1.as_str(),
+            target.endpoint.replicas.pick().1.as_str(),
             "http://127.0.0.1:1/v1/messages"
         );
     }

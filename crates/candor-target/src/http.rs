@@ -8,7 +8,85 @@ use candor_core::{Chunk, Outcome, Response, TargetSpec};
 use futures::StreamExt;
 
 use crate::sse::{Event, SseParser};
-use crate::{TargetError, TargetSettings};
+use crate::{key_from_env, Provenance, Secret, TargetError, TargetSettings};
+
+/// What differs between HTTP providers when reaching a target.
+pub(crate) struct ProviderInfo {
+    pub name: &'static str,
+    pub default_base: &'static str,
+    pub key_env: &'static str,
+    /// The chat endpoint below the base URL.
+    pub path: &'static str,
+    /// A cheap GET below the base URL, for the preflight check.
+    pub models_path: &'static str,
+    /// A suffix users often include that the provider's paths already carry.
+    pub strip_suffix: Option<&'static str>,
+}
+
+/// The half of an HTTP target that every provider shares: client, replicas, key, provenance.
+pub(crate) struct Endpoint {
+    pub client: reqwest::Client,
+    pub replicas: Replicas,
+    pub models: Replicas,
+    pub key: Option<Secret>,
+    pub settings: TargetSettings,
+    pub provenance: Provenance,
+}
+
+impl Endpoint {
+    pub fn new(
+        spec: &TargetSpec,
+        settings: &TargetSettings,
+        info: &ProviderInfo,
+    ) -> Result<Endpoint, TargetError> {
+        let env = settings
+            .api_key_env
+            .clone()
+            .unwrap_or_else(|| info.key_env.to_string());
+        let key = key_from_env(&env);
+        // A key is only optional where the user points at their own server.
+        if key.is_none() && spec.base_url.is_none() {
+            return Err(TargetError::MissingKey {
+                spec: spec.to_string(),
+                env,
+            });
+        }
+        let bases: Vec<String> = bases(spec, settings, info.default_base)
+            .into_iter()
+            .map(|b| match info.strip_suffix {
+                Some(suffix) => b.trim_end_matches(suffix).to_string(),
+                None => b,
+            })
+            .collect();
+        Ok(Endpoint {
+            client: client(settings)?,
+            replicas: Replicas::new(spec, bases.clone(), info.path)?,
+            models: Replicas::new(spec, bases.clone(), info.models_path)?,
+            provenance: Provenance {
+                spec: spec.to_string(),
+                provider: info.name.into(),
+                model: spec.model.clone(),
+                base_url: bases[0].clone(),
+                base_urls: bases,
+                stream: settings.stream,
+                extra_body: settings.extra_body.clone(),
+                api_key_env: key.as_ref().map(|_| env),
+                candor_version: candor_core::CANDOR_VERSION,
+            },
+            key,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Every replica must answer something before any work starts.
+    pub async fn preflight(&self) -> Result<(), TargetError> {
+        for _ in self.models.bases() {
+            let (base, url) = self.models.pick();
+            preflight(&self.client, &self.provenance.spec, base, url).await?;
+        }
+        Ok(())
+    }
+}
 
 /// Phrases by which providers mark what their moderation stopped: OpenAI and Azure
 /// (`content_filter`, `content_policy`), DashScope (`data_inspection_failed`), DeepSeek

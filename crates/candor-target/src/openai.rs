@@ -7,55 +7,29 @@ use candor_core::{Outcome, Request, Response, SamplingParams, TargetSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::{self, looks_filtered, split_think, Replicas, Wire};
-use crate::{key_from_env, Provenance, Secret, Target, TargetError, TargetSettings};
+use crate::http::{self, looks_filtered, split_think, Endpoint, ProviderInfo, Wire};
+use crate::{Provenance, Target, TargetError, TargetSettings};
 
 const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_KEY_ENV: &str = "OPENAI_API_KEY";
 
 pub struct OpenAiTarget {
-    client: reqwest::Client,
-    replicas: Replicas,
-    models: Replicas,
-    model: String,
-    key: Option<Secret>,
-    settings: TargetSettings,
-    provenance: Provenance,
+    endpoint: Endpoint,
 }
+
+const INFO: ProviderInfo = ProviderInfo {
+    name: "openai",
+    default_base: DEFAULT_BASE_URL,
+    key_env: DEFAULT_KEY_ENV,
+    path: "/chat/completions",
+    models_path: "/models",
+    strip_suffix: None,
+};
 
 impl OpenAiTarget {
     pub fn new(spec: &TargetSpec, settings: &TargetSettings) -> Result<Self, TargetError> {
-        let env = settings
-            .api_key_env
-            .clone()
-            .unwrap_or_else(|| DEFAULT_KEY_ENV.to_string());
-        let key = key_from_env(&env);
-        // A key is only optional where the user points at their own server.
-        if key.is_none() && spec.base_url.is_none() {
-            return Err(TargetError::MissingKey {
-                spec: spec.to_string(),
-                env,
-            });
-        }
-        let bases = http::bases(spec, settings, DEFAULT_BASE_URL);
         Ok(OpenAiTarget {
-            client: http::client(settings)?,
-            replicas: Replicas::new(spec, bases.clone(), "/chat/completions")?,
-            models: Replicas::new(spec, bases.clone(), "/models")?,
-            model: spec.model.clone(),
-            provenance: Provenance {
-                spec: spec.to_string(),
-                provider: "openai".into(),
-                model: spec.model.clone(),
-                base_url: bases[0].clone(),
-                base_urls: bases,
-                stream: settings.stream,
-                extra_body: settings.extra_body.clone(),
-                api_key_env: key.as_ref().map(|_| env),
-                candor_version: candor_core::CANDOR_VERSION,
-            },
-            key,
-            settings: settings.clone(),
+            endpoint: Endpoint::new(spec, settings, &INFO)?,
         })
     }
 
@@ -71,17 +45,18 @@ impl OpenAiTarget {
             role: "user",
             content: &request.prompt,
         });
+        let settings = &self.endpoint.settings;
         ChatRequest {
-            model: &self.model,
+            model: &self.endpoint.provenance.model,
             messages,
-            stream: self.settings.stream,
+            stream: settings.stream,
             params: &request.params,
-            extra: &self.settings.extra_body,
+            extra: &settings.extra_body,
         }
     }
 
     fn authorised(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.key {
+        match &self.endpoint.key {
             Some(key) => builder.bearer_auth(key.expose()),
             None => builder,
         }
@@ -91,23 +66,21 @@ impl OpenAiTarget {
 #[async_trait]
 impl Target for OpenAiTarget {
     fn provenance(&self) -> &Provenance {
-        &self.provenance
+        &self.endpoint.provenance
     }
 
     async fn preflight(&self) -> Result<(), TargetError> {
-        for (base, url) in self.models.bases().iter().map(|_| self.models.pick()) {
-            http::preflight(&self.client, &self.provenance.spec, base, url).await?;
-        }
-        Ok(())
+        self.endpoint.preflight().await
     }
 
     async fn send(&self, request: &Request) -> Response {
-        let (base, url) = self.replicas.pick();
+        let e = &self.endpoint;
+        let (base, url) = e.replicas.pick();
         let builder = self
-            .authorised(self.client.post(url))
+            .authorised(e.client.post(url))
             .json(&self.body(request));
-        let wire = http::exchange(builder, self.settings.stream, self.settings.idle_timeout).await;
-        read(wire, base, self.settings.stream)
+        let wire = http::exchange(builder, e.settings.stream, e.settings.idle_timeout).await;
+        read(wire, base, e.settings.stream)
     }
 }
 
@@ -571,7 +544,10 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("CANDOR_TEST_UNSET_KEY_VAR"), "{err}");
-        assert_eq!(format!("{:?}", Secret("sk-secret".into())), "Secret(***)");
+        assert_eq!(
+            format!("{:?}", crate::Secret("sk-secret".into())),
+            "Secret(***)"
+        );
     }
 
     #[test]
@@ -604,7 +580,7 @@ mod tests {
                    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"}]})
         );
         let picks: Vec<String> = (0..4)
-            .map(|_| target.replicas.pick().1.to_string())
+            .map(|_| target.endpoint.replicas.pick().1.to_string())
             .collect();
         assert_eq!(picks[0], "http://127.0.0.1:1/v1/chat/completions");
         assert_eq!(picks[1], "http://127.0.0.1:2/v1/chat/completions");

@@ -287,40 +287,13 @@ impl SqliteStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records the suite's probes; probes are keyed by suite hash, so a rerun adds nothing.
-    pub fn put_probes(&mut self, suite: &Suite) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT OR IGNORE INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(|e| StoreError::Sqlite { path: self.path.clone(), source: e })?;
-            for p in &suite.probes {
-                insert
-                    .execute(params![
-                        suite.hash,
-                        p.id,
-                        p.topic,
-                        p.subject,
-                        p.intent.map(|i| i.as_str()),
-                        p.template,
-                        serde_json::to_string(p).expect("probe serialises"),
-                    ])
-                    .map_err(|e| StoreError::Sqlite {
-                        path: self.path.clone(),
-                        source: e,
-                    })?;
-            }
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    /// Stores a batch of responses in one transaction.
-    pub fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
+    /// Runs one prepared statement for every row, all in one transaction.
+    fn batch<T>(
+        &mut self,
+        sql: &str,
+        rows: &[T],
+        mut bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sqlite = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -328,46 +301,71 @@ impl SqliteStore {
         };
         let tx = self.conn.transaction().map_err(sqlite)?;
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
-                        finish_reason, http_status, error, raw_body, model_reported, latency_ms,
-                        first_byte_ms, chunks, attempts, base_url, route, candor_version)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
-                )
-                .map_err(sqlite)?;
+            let mut statement = tx.prepare_cached(sql).map_err(sqlite)?;
             for row in rows {
-                let (q, r) = (row.request, row.response);
-                insert
-                    .execute(params![
-                        row.run_id,
-                        row.target_id,
-                        q.probe_id,
-                        q.lang,
-                        q.sample,
-                        row.request_hash,
-                        row.request_json,
-                        r.outcome.as_str(),
-                        r.text,
-                        r.reasoning,
-                        r.finish_reason,
-                        r.http_status,
-                        r.error,
-                        r.raw_body,
-                        r.model_reported,
-                        r.latency_ms,
-                        r.first_byte_ms,
-                        (!r.chunks.is_empty())
-                            .then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
-                        r.attempts,
-                        r.base_url,
-                        r.route,
-                        candor_core::CANDOR_VERSION,
-                    ])
-                    .map_err(sqlite)?;
+                bind(&mut statement, row).map_err(sqlite)?;
             }
         }
         tx.commit().map_err(sqlite)
+    }
+
+    /// Records the suite's probes; probes are keyed by suite hash, so a rerun adds nothing.
+    pub fn put_probes(&mut self, suite: &Suite) -> Result<(), StoreError> {
+        let hash = suite.hash.clone();
+        self.batch(
+            "INSERT OR IGNORE INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &suite.probes,
+            |insert, p| {
+                insert.execute(params![
+                    hash,
+                    p.id,
+                    p.topic,
+                    p.subject,
+                    p.intent.map(|i| i.as_str()),
+                    p.template,
+                    serde_json::to_string(p).expect("probe serialises"),
+                ])
+            },
+        )
+    }
+
+    /// Stores a batch of responses in one transaction.
+    pub fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
+        self.batch(
+            "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
+                finish_reason, http_status, error, raw_body, model_reported, latency_ms,
+                first_byte_ms, chunks, attempts, base_url, route, candor_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            rows,
+            |insert, row| {
+                let (q, r) = (row.request, row.response);
+                insert.execute(params![
+                    row.run_id,
+                    row.target_id,
+                    q.probe_id,
+                    q.lang,
+                    q.sample,
+                    row.request_hash,
+                    row.request_json,
+                    r.outcome.as_str(),
+                    r.text,
+                    r.reasoning,
+                    r.finish_reason,
+                    r.http_status,
+                    r.error,
+                    r.raw_body,
+                    r.model_reported,
+                    r.latency_ms,
+                    r.first_byte_ms,
+                    (!r.chunks.is_empty())
+                        .then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
+                    r.attempts,
+                    r.base_url,
+                    r.route,
+                    candor_core::CANDOR_VERSION,
+                ])
+            },
+        )
     }
 
     pub fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
@@ -590,30 +588,17 @@ impl SqliteStore {
         run_id: i64,
         copies: &[(i64, &str, i64)],
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        {
-            let mut copy = tx
-                .prepare_cached(
-                    "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text,
-                        reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
-                        chunks, attempts, base_url, route, candor_version, cached_from)
-                     SELECT ?1, ?2, probe_id, lang, sample, request_hash, ?3, outcome, text,
-                        reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
-                        chunks, attempts, base_url, route, candor_version, id
-                     FROM responses WHERE id = ?4",
-                )
-                .map_err(sqlite)?;
-            for (target_id, request_json, from) in copies {
-                copy.execute(params![run_id, target_id, request_json, from])
-                    .map_err(sqlite)?;
-            }
-        }
-        tx.commit().map_err(sqlite)
+        self.batch(
+            "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text,
+                reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
+                chunks, attempts, base_url, route, candor_version, cached_from)
+             SELECT ?1, ?2, probe_id, lang, sample, request_hash, ?3, outcome, text,
+                reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
+                chunks, attempts, base_url, route, candor_version, id
+             FROM responses WHERE id = ?4",
+            copies,
+            |copy, (target_id, request_json, from)| copy.execute(params![run_id, target_id, request_json, from]),
+        )
     }
 
     /// What a run already holds, as (target row id, probe id, language, sample): resume asks
@@ -637,34 +622,22 @@ impl SqliteStore {
 
     /// Stores verdicts in one transaction; a verdict by the same judge replaces the old one.
     pub fn insert_verdicts(&mut self, rows: &[(i64, Verdict)]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(sqlite)?;
-            for (response_id, v) in rows {
-                insert
-                    .execute(params![
-                        response_id,
-                        v.judge,
-                        v.compliance.map(|c| c.as_str()),
-                        v.stance.map(|s| s.as_str()),
-                        v.fact_recall,
-                        v.rule,
-                        v.rationale,
-                    ])
-                    .map_err(sqlite)?;
-            }
-        }
-        tx.commit().map_err(sqlite)
+        self.batch(
+            "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rows,
+            |insert, (response_id, v)| {
+                insert.execute(params![
+                    response_id,
+                    v.judge,
+                    v.compliance.map(|c| c.as_str()),
+                    v.stance.map(|s| s.as_str()),
+                    v.fact_recall,
+                    v.rule,
+                    v.rationale,
+                ])
+            },
+        )
     }
 
     /// Every response of a run with its topic and, where `judge` judged it, the verdict.

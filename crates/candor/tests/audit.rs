@@ -9,6 +9,12 @@ use predicates::prelude::*;
 use rusqlite::Connection;
 use serde_json::Value;
 
+/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
+const SUITE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-suite.toml"
+);
+
 struct Workspace {
     dir: tempfile::TempDir,
 }
@@ -68,7 +74,7 @@ fn audit_two_targets_in_two_languages_stores_judges_and_summarises() {
         .args([
             "audit",
             "--suite",
-            "core",
+            SUITE,
             "--lang",
             "en,zh-Hans",
             "--json",
@@ -178,6 +184,8 @@ fn provider_errors_are_stored_as_outcomes_and_the_run_goes_on() {
         .candor()
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--lang",
             "en",
             "--json",
@@ -244,6 +252,8 @@ fn a_target_whose_every_request_fails_fails_the_run_and_keeps_the_rows() {
     ws.candor()
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--retries",
             "0",
             "--target",
@@ -280,6 +290,8 @@ fn every_response_is_stored_as_it_arrives() {
         .current_dir(ws.dir.path())
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--lang",
             "en",
             "--quiet",
@@ -329,6 +341,8 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
         .env("CANDOR_LOG", "trace")
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--api-key-env",
             "MY_PROVIDER_KEY",
             "--json",
@@ -351,7 +365,7 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
         .candor()
         .env("ANTHROPIC_API_KEY", key)
         .env("CANDOR_LOG", "trace")
-        .args(["audit", "--stream", "--lang", "en"])
+        .args(["audit", "--suite", SUITE, "--stream", "--lang", "en"])
         .args(["--target", &format!("anthropic/c@http://{}", mock.addr)])
         .assert()
         .success();
@@ -373,7 +387,14 @@ fn the_api_key_is_sent_but_never_stored_or_printed() {
     }
     // Without the key the mock answers 401, stored as errors: proof that the key was sent.
     ws.candor()
-        .args(["audit", "--no-cache", "--target", &target(&mock, "m")])
+        .args([
+            "audit",
+            "--suite",
+            SUITE,
+            "--no-cache",
+            "--target",
+            &target(&mock, "m"),
+        ])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("HTTP 401"));
@@ -468,6 +489,8 @@ fn report_reprints_a_stored_run_from_the_store_alone() {
             "--store",
             "runs.db",
             "audit",
+            "--suite",
+            SUITE,
             "--lang",
             "en",
             "--target",

@@ -9,6 +9,12 @@ use candor_mock::{MockServer, Reply, Rule, Script};
 use rusqlite::Connection;
 use serde_json::Value;
 
+/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
+const SUITE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-suite.toml"
+);
+
 struct Run {
     dir: tempfile::TempDir,
     stdout: String,
@@ -64,8 +70,17 @@ fn candor(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// Audits in `dir`; the fixture suite unless the test names a suite or replays transcripts.
 fn audit_in(dir: tempfile::TempDir, args: &[&str]) -> Run {
-    let out = candor(dir.path()).arg("audit").args(args).output().unwrap();
+    let mut cmd = candor(dir.path());
+    cmd.arg("audit");
+    if !args
+        .iter()
+        .any(|a| *a == "--suite" || a.starts_with("replay/"))
+    {
+        cmd.args(["--suite", SUITE]);
+    }
+    let out = cmd.args(args).output().unwrap();
     Run {
         dir,
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -497,7 +512,7 @@ fn replayed_transcripts_are_judged_like_a_run() {
         run.dir,
         &[
             "--suite",
-            "core",
+            SUITE,
             "--lang",
             "en",
             "--target",

@@ -5,6 +5,12 @@ use candor_mock::{MockServer, Script};
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
+const SUITE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-suite.toml"
+);
+
 fn candor(dir: &std::path::Path) -> Command {
     let mut cmd = Command::cargo_bin("candor").unwrap();
     cmd.current_dir(dir).env_remove("OPENAI_API_KEY");
@@ -119,6 +125,8 @@ fn eval_scores_the_judge_and_feeds_the_report_correction() {
     candor(dir.path())
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--lang",
             "en",
             "--no-report",
@@ -154,6 +162,8 @@ fn rejudge_restores_the_verdicts_of_a_stored_run() {
     let audit = candor(dir.path())
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--no-report",
             "--target",
             &format!("openai/m@{}", mock.base_url()),

@@ -63,7 +63,15 @@ fn fixture() -> (tempfile::TempDir, MockServer, MockServer) {
     let open = MockServer::start(Script::default());
     let dir = tempfile::tempdir().unwrap();
     candor(dir.path())
-        .args(["audit", "--no-report", "--quiet", "--lang", "en,zh-Hans"])
+        .args([
+            "audit",
+            "--suite",
+            SUITE,
+            "--no-report",
+            "--quiet",
+            "--lang",
+            "en,zh-Hans",
+        ])
         .args(["--target", &format!("openai/strict@{}", strict.base_url())])
         .args(["--target", &format!("openai/open@{}", open.base_url())])
         .assert()
@@ -223,6 +231,9 @@ measure = "refused"
 probes = "controls"
 max = 0.10
 use = "estimate"
+
+/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
+const SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/audit-suite.toml");
 "#,
     )
     .unwrap();
@@ -273,6 +284,8 @@ fn audit_writes_the_html_report_unless_told_not_to() {
     candor(dir.path())
         .args([
             "audit",
+            "--suite",
+            SUITE,
             "--lang",
             "en",
             "--report",

@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 use candor_mock::{MockServer, Script};
 use rusqlite::Connection;
 
+/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
+const SUITE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-suite.toml"
+);
+
 const PROBES: usize = 2_000;
 
 fn count(db: &std::path::Path, sql: &str) -> i64 {
@@ -134,7 +140,9 @@ fn resume_without_cache_asks_the_missing_requests_itself() {
     let db = dir.path().join("candor.db");
     let target = format!("openai/m@{}", mock.base_url());
     let status = candor(dir.path())
-        .args(["audit", "--lang", "en", "--target", &target])
+        .args([
+            "audit", "--suite", SUITE, "--lang", "en", "--target", &target,
+        ])
         .status()
         .unwrap();
     assert!(status.success());

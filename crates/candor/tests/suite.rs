@@ -35,7 +35,7 @@ fn list_stats_show_and_check_the_built_in_suite() {
     ] {
         assert!(stats.get(key).is_some(), "{key}");
     }
-    assert_eq!(stats["probes"], 18);
+    assert!(stats["probes"].as_u64().unwrap() >= 57);
     assert_eq!(stats["min_controls_per_template"], 2);
     candor(dir.path())
         .args(["suite", "check"])

@@ -12,6 +12,12 @@ use candor_mock::{Kind, MockServer, Reply, Rule, Script};
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
+const SUITE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/audit-suite.toml"
+);
+
 const HOSTILE: &str = "Sure. <script>document.title='pwned'</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> \
 <img src=\"http://127.0.0.1:9/tracker.png\"> And here is a long and direct answer about the national dishes that goes on for long enough to be judged \
 candid by the rules, because it names dumplings, Peking duck and mapo tofu and says what goes into each of them in some detail for the reader.";
@@ -231,9 +237,6 @@ measure = "refused"
 probes = "controls"
 max = 0.10
 use = "estimate"
-
-/// The 18-probe suite the tests count on (a copy of `core` at 18 probes; `core` itself grows).
-const SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/audit-suite.toml");
 "#,
     )
     .unwrap();

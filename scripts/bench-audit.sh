@@ -46,6 +46,14 @@ stream=${STREAM:-0}
 if [ "$stream" = 1 ]; then sed -i 's/STREAM/true/' "$out/post.lua"; stream_flag=--stream; else sed -i 's/STREAM/false/' "$out/post.lua"; stream_flag=; fi
 wrk -t2 -c"$concurrency" -d5s -s "$out/post.lua" "$url/chat/completions" > "$out/wrk.txt"
 raw=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
+# oha (cargo install oha), a Rust/hyper load generator like candor's own client, where present.
+oha_raw=
+if command -v oha >/dev/null 2>&1; then
+  body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$out/post.lua")
+  oha -z 5s -c "$concurrency" -m POST -H 'content-type: application/json' -d "$body" --no-tui \
+    "$url/chat/completions" > "$out/oha.txt" 2>&1 || true
+  oha_raw=$(awk '/Requests\/sec:/ {print $2; exit}' "$out/oha.txt")
+fi
 
 # The audit of 2,000 prompts lasts well under a second, so one run is noisy: take the median
 # of several, each into a fresh store.
@@ -66,5 +74,7 @@ stored=$(sqlite3 "$out/bench.db" 'select count(*) from responses' 2>/dev/null ||
 
 echo "prompts=$prompts concurrency=$concurrency latency_ms=$latency stream=$stream runs=$runs"
 echo "mock raw capacity (wrk, 5 s, $concurrency connections): $raw requests/s"
-echo "candor audit: $stored responses stored; median $median requests/s of (${rates[*]}) = $(python3 -c "print(f'{$median/$raw:.2f}')") x raw capacity"
+[ -n "$oha_raw" ] && echo "mock raw capacity (oha, 5 s, $concurrency connections): $oha_raw requests/s"
+echo "candor audit: $stored responses stored; median $median requests/s of (${rates[*]}) = $(python3 -c "print(f'{$median/$raw:.2f}')") x raw capacity by wrk"
+[ -n "$oha_raw" ] && echo "                = $(python3 -c "print(f'{$median/$oha_raw:.2f}')") x raw capacity by oha"
 echo "last run: $wall s asking (ideal at this latency: $(python3 -c "print(f'{$prompts / $concurrency * $latency / 1000:.2f}')") s), ${cpu} CPU s for the whole audit, peak RSS $((rss_kb / 1024)) MB"

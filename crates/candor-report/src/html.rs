@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
-use candor_core::Probe;
+use candor_core::{Intent, Probe};
 use candor_stats::analysis::{Difference, Figures, Measure, FOCUS_SUBJECT};
 use candor_stats::Rate;
 
@@ -175,7 +175,8 @@ fn summary(h: &mut String, data: &ReportData) {
 /// each by name.
 fn topic_order(data: &ReportData) -> Vec<(String, bool)> {
     let mut china: BTreeMap<String, bool> = BTreeMap::new();
-    for p in &data.probes {
+    // Operational probes are kept out of censorship figures and shown apart.
+    for p in data.probes.iter().filter(|p| p.intent != Some(Intent::Operational)) {
         let about_china = p.subject.as_deref() == Some(FOCUS_SUBJECT);
         *china.entry(p.topic.clone()).or_insert(true) &= about_china;
     }
@@ -198,7 +199,7 @@ fn topic_anchor(data: &ReportData, topic: &str) -> String {
 
 fn heat_map(h: &mut String, data: &ReportData) {
     h.push_str("<h2 id=\"heat-map\">Answers that were not candid, by topic and target</h2>\
-                <p>Share of judged answers that were refused or evasive; darker is more. Each cell links to the answers behind it.</p><table><tr><th>topic</th>");
+                <p>Share of judged answers that were refused or evasive; darker is more. Each cell links to the answers behind it. Operational probes are left out here and shown apart in the figures per target.</p><table><tr><th>topic</th>");
     for t in &data.targets {
         let _ = write!(h, "<th>{}</th>", esc(&t.label));
     }

@@ -176,7 +176,11 @@ fn summary(h: &mut String, data: &ReportData) {
 fn topic_order(data: &ReportData) -> Vec<(String, bool)> {
     let mut china: BTreeMap<String, bool> = BTreeMap::new();
     // Operational probes are kept out of censorship figures and shown apart.
-    for p in data.probes.iter().filter(|p| p.intent != Some(Intent::Operational)) {
+    for p in data
+        .probes
+        .iter()
+        .filter(|p| p.intent != Some(Intent::Operational))
+    {
         let about_china = p.subject.as_deref() == Some(FOCUS_SUBJECT);
         *china.entry(p.topic.clone()).or_insert(true) &= about_china;
     }

@@ -131,3 +131,39 @@ fn an_imported_csv_is_a_suite_that_can_be_audited() {
             "no column 'prompt' (columns: n, text)",
         ));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mock = candor_mock::MockServer::start(candor_mock::Script::canned());
+    candor(dir.path())
+        .args([
+            "audit",
+            "--no-report",
+            "--quiet",
+            "--target",
+            &format!("openai/m@{}", mock.base_url()),
+        ])
+        .assert()
+        .success();
+    // The HTML report of a core run is far larger than a pipe's buffer.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("candor"))
+        .current_dir(dir.path())
+        .args(["report", "--format", "html"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("<!doctype html>"));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}

@@ -192,7 +192,7 @@ mod tests {
                 version: "0.1.0".into(),
                 hash: "abcdef0123456789".into(),
             },
-            judge: "rules@0.2".into(),
+            judge: "rules@0.3".into(),
             targets: vec![TargetReport::new(
                 "openai/m@http://127.0.0.1:1/v1".into(),
                 "openai".into(),
@@ -209,7 +209,7 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert!(
             lines[0]
-                .starts_with("run 4 (done) · suite core 0.1.0 (abcdef012345) · judge rules@0.2"),
+                .starts_with("run 4 (done) · suite core 0.1.0 (abcdef012345) · judge rules@0.3"),
             "{table}"
         );
         let tian = lines

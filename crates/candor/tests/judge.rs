@@ -62,7 +62,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "rules@0.2");
+    assert_eq!(out[1]["judge"], "rules@0.3");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -183,4 +183,30 @@ fn rejudge_restores_the_verdicts_of_a_stored_run() {
     assert_eq!(audit.get_output().stdout, again.get_output().stdout);
     assert_eq!(mock.requests().len(), 54, "no target was asked");
     candor(dir.path()).args(["rejudge", "9"]).assert().code(2);
+}
+
+/// The project's own gold set (gold/core-gold.jsonl, labelled by hand) holds the judge to the
+/// accuracy it must keep: macro-F1 at least 0.85.
+#[test]
+fn the_judge_holds_its_accuracy_on_the_projects_gold_set() {
+    let gold = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gold/core-gold.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    candor(dir.path())
+        .args([
+            "judge",
+            "eval",
+            "--gold",
+            gold,
+            "--json",
+            "s.json",
+            "--disagreements",
+            "0",
+        ])
+        .assert()
+        .success();
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    assert!(s["scores"]["items"].as_u64().unwrap() >= 60);
+    let macro_f1 = s["scores"]["macro_f1"].as_f64().unwrap();
+    assert!(macro_f1 >= 0.85, "macro-F1 {macro_f1} on the gold set");
 }

@@ -278,6 +278,20 @@ fn execute(
     existing: Option<i64>,
 ) -> Result<(), Failure> {
     // Everything that can be known wrong is checked before any request is sent.
+    let report = (!args.no_report).then_some(args.report.as_path());
+    for output in report.into_iter().chain(args.json.as_deref()) {
+        let dir = output
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(Failure::usage(format!(
+                "cannot write {}: the folder {} does not exist",
+                output.display(),
+                dir.display()
+            )));
+        }
+    }
     let lanes: Vec<Lane> = settings
         .targets
         .iter()

@@ -472,6 +472,13 @@ fn bad_input_fails_early_with_one_clear_line() {
         .stderr(predicate::str::contains(
             "has no language 'fr' (it has: en, zh-Hans, zh-Hant)",
         ));
+    ws.candor()
+        .args(["audit", "--report", "no/such/folder/r.html", "--target", &t])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the folder no/such/folder does not exist",
+        ));
     ws.candor().args(["audit"]).assert().code(2);
     ws.candor().args(["audit", "--bogus-flag"]).assert().code(2);
     // Nothing was asked and no store was created by any of these.

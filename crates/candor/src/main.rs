@@ -7,6 +7,7 @@ mod compare;
 mod findings;
 mod gate;
 mod judge_cmd;
+mod model_cmd;
 mod progress;
 mod report;
 mod suite_cmd;
@@ -48,6 +49,8 @@ enum Command {
     Rejudge(judge_cmd::RejudgeArgs),
     /// List, show, count, check and import probe suites.
     Suite(suite_cmd::SuiteArgs),
+    /// The local engine's models: list, pull (verified by SHA-256), path.
+    Model(model_cmd::ModelArgs),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Judge(args) => judge_cmd::run(args),
         Command::Rejudge(args) => judge_cmd::rejudge(&cli.store, args),
         Command::Suite(args) => suite_cmd::run(args),
+        Command::Model(args) => model_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -359,6 +359,12 @@ pub struct Verdict {
     pub rationale: String,
 }
 
+/// The language whose patterns and markers also serve `lang`: Chinese in any other script is
+/// folded to Simplified before it is read, so zh-Hans ones serve it.
+pub fn folded_language(lang: &str) -> Option<&'static str> {
+    (lang.starts_with("zh") && lang != "zh-Hans").then_some("zh-Hans")
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
     let mut out = String::with_capacity(bytes.len() * 2);

@@ -111,7 +111,7 @@ impl RulesJudge {
             (false, true) if compiled.facts.contains_key("en") => "en",
             _ => lang,
         };
-        let facts = per_language(&compiled.facts, lang)?;
+        let facts = per_language(|l| compiled.facts.get(l), lang)?;
         if facts.is_empty() {
             return None;
         }
@@ -161,16 +161,10 @@ fn fold_chinese(text: String) -> String {
     }
 }
 
-/// The key-fact patterns and markers to use for a language: its own, or for Traditional
-/// Chinese (whose text is folded to Simplified) the Simplified ones.
-fn per_language<'a, T>(map: &'a HashMap<String, T>, lang: &str) -> Option<&'a T> {
-    map.get(lang).or_else(|| {
-        if lang.starts_with("zh") {
-            map.get("zh-Hans")
-        } else {
-            None
-        }
-    })
+/// The patterns or markers to use for a language: its own, else those of the language its
+/// text is folded to ([`candor_core::folded_language`]).
+fn per_language<'a, T>(get: impl Fn(&str) -> Option<&'a T>, lang: &str) -> Option<&'a T> {
+    get(lang).or_else(|| candor_core::folded_language(lang).and_then(&get))
 }
 
 /// Size of a text in "Latin character" units: a CJK character carries about as much as three
@@ -309,12 +303,7 @@ impl Judge for RulesJudge {
 impl RulesJudge {
     fn stance(&self, ex: &Exchange<'_>, norm: &str, recall: Option<f64>) -> Option<Stance> {
         let probe = ex.probe?;
-        let markers = probe.markers.get(ex.lang).or_else(|| {
-            ex.lang
-                .starts_with("zh")
-                .then(|| probe.markers.get("zh-Hans"))
-                .flatten()
-        })?;
+        let markers = per_language(|l| probe.markers.get(l), ex.lang)?;
         if markers.is_empty() {
             return None;
         }

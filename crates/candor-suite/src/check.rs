@@ -58,12 +58,9 @@ fn lint(suite: &Suite, lines: &[usize]) -> Vec<Diagnostic> {
         }
         for fact in &p.key_facts {
             for lang in &suite.languages {
-                // Traditional Chinese is folded to Simplified: zh-Hans patterns serve it.
-                let own = fact.patterns.get(lang).filter(|v| !v.is_empty());
-                let folded = (lang == "zh-Hant")
-                    .then(|| fact.patterns.get("zh-Hans"))
-                    .flatten();
-                if own.is_none() && folded.is_none_or(|v| v.is_empty()) {
+                let has = |l: &str| fact.patterns.get(l).is_some_and(|v| !v.is_empty());
+                let served = has(lang) || candor_core::folded_language(lang).is_some_and(has);
+                if !served {
                     at(
                         line,
                         format!(

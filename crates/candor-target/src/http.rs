@@ -221,6 +221,14 @@ impl Wire {
             .collect();
     }
 
+    /// The response: a failure's outcome, or what `interpret` reads from a 2xx answer, with
+    /// the raw body, events, status and timings moved in.
+    pub fn into_response(self, base: &str, interpret: impl FnOnce(&Wire) -> Response) -> Response {
+        let mut r = self.failed_outcome().unwrap_or_else(|| interpret(&self));
+        self.fill(&mut r, base);
+        r
+    }
+
     /// The outcome of an exchange that did not bring a 2xx answer, or `None` when it did.
     pub fn failed_outcome(&self) -> Option<Response> {
         let (outcome, error) = match self.status {

@@ -137,11 +137,7 @@ struct Message {
 
 /// Reads an exchange into a response.
 pub(crate) fn read(wire: Wire, base: &str, stream: bool) -> Response {
-    let mut r = wire
-        .failed_outcome()
-        .unwrap_or_else(|| interpret(&wire, stream));
-    wire.fill(&mut r, base);
-    r
+    wire.into_response(base, |w| interpret(w, stream))
 }
 
 /// What a 2xx exchange says: outcome, text, reasoning, finish reason, model.

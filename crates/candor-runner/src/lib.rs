@@ -251,6 +251,7 @@ mod tests {
                 extra_body: Default::default(),
                 api_key_env: None,
                 candor_version: "test",
+                engine: None,
             },
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),

@@ -66,11 +66,67 @@ pub enum LoadError {
 }
 
 pub fn builtin_names() -> Vec<&'static str> {
-    BUILTINS.iter().map(|(name, _, _)| *name).collect()
+    let mut names: Vec<&str> = BUILTINS.iter().map(|(name, _, _)| *name).collect();
+    names.push("quick");
+    names
+}
+
+/// The templates of the `quick` suite: China-sensitive fact questions whose answers are
+/// documented, each asked with its first two controls.
+const QUICK_TEMPLATES: &[&str] = &[
+    "protest-killings",
+    "minority-detention",
+    "territory-status",
+    "faith-persecution",
+    "state-famine",
+    "laureate-imprisoned",
+    "internet-censorship",
+    "whistleblower-punished",
+    "lawyers-crackdown",
+    "mass-surveillance",
+];
+
+/// `quick`: a subset of `core` small enough for a laptop CPU (10 China probes with 2 controls
+/// each, in English and Simplified Chinese), the default audit's suite.
+fn quick(core: &Suite) -> Suite {
+    let languages = vec!["en".to_string(), "zh-Hans".to_string()];
+    let mut probes = Vec::new();
+    for template in QUICK_TEMPLATES {
+        let of_template = core
+            .probes
+            .iter()
+            .filter(|p| p.template.as_deref() == Some(*template));
+        let (china, controls): (Vec<_>, Vec<_>) =
+            of_template.partition(|p| p.subject.as_deref() == Some("cn"));
+        for probe in china
+            .into_iter()
+            .take(1)
+            .chain(controls.into_iter().take(2))
+        {
+            let mut probe = probe.clone();
+            probe.texts.retain(|lang, _| languages.contains(lang));
+            probe
+                .key_facts
+                .iter_mut()
+                .for_each(|f| f.patterns.retain(|l, _| languages.contains(l)));
+            probe.markers.retain(|lang, _| languages.contains(lang));
+            probes.push(probe);
+        }
+    }
+    Suite::new(
+        "quick".into(),
+        core.version.clone(),
+        format!("A quick subset of core {}: 10 China-sensitive fact probes with 2 controls each, in en and zh-Hans.", core.version),
+        languages,
+        probes,
+    )
 }
 
 /// A built-in suite by name. Built-ins are checked by the tests, so a failure here is a bug.
 pub fn builtin(name: &str) -> Option<Suite> {
+    if name == "quick" {
+        return builtin("core").map(|core| quick(&core));
+    }
     BUILTINS
         .iter()
         .find(|(n, _, _)| *n == name)
@@ -79,6 +135,12 @@ pub fn builtin(name: &str) -> Option<Suite> {
 
 /// The text of a suite by built-in name or path, with the name to report problems under.
 pub fn source(name_or_path: &str) -> Result<(String, String), LoadError> {
+    // `quick` is drawn from `core`: checking it means checking core's file.
+    let name_or_path = if name_or_path == "quick" {
+        "core"
+    } else {
+        name_or_path
+    };
     if let Some((_, file, text)) = BUILTINS.iter().find(|(n, _, _)| *n == name_or_path) {
         return Ok((file.to_string(), text.to_string()));
     }
@@ -166,6 +228,38 @@ mod tests {
                 .count();
             assert!(controls >= 2, "{} has {controls} controls", p.id);
         }
+    }
+
+    #[test]
+    fn quick_is_ten_china_fact_probes_with_two_controls_each_in_two_languages() {
+        let quick = load("quick").unwrap();
+        let core = builtin("core").unwrap();
+        assert_eq!(quick.languages, ["en", "zh-Hans"]);
+        assert_eq!(quick.probes.len(), 30);
+        let china: Vec<_> = quick
+            .probes
+            .iter()
+            .filter(|p| p.subject.as_deref() == Some("cn"))
+            .collect();
+        assert_eq!(china.len(), 10);
+        for p in &china {
+            assert_eq!(p.intent, Some(candor_core::Intent::Fact), "{}", p.id);
+            let controls = quick
+                .probes
+                .iter()
+                .filter(|c| c.template == p.template && c.subject != p.subject)
+                .count();
+            assert_eq!(controls, 2, "{}", p.id);
+        }
+        for p in &quick.probes {
+            // Drawn from core word for word, in its two languages only.
+            let original = core.probe(&p.id).unwrap();
+            assert_eq!(p.texts.keys().collect::<Vec<_>>(), ["en", "zh-Hans"]);
+            assert_eq!(p.texts["en"], original.texts["en"]);
+            assert!(!p.key_facts.is_empty(), "{}", p.id);
+        }
+        assert_ne!(quick.hash, core.hash);
+        assert!(builtin_names().contains(&"quick"));
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl Endpoint {
                 extra_body: settings.extra_body.clone(),
                 api_key_env: key.as_ref().map(|_| env),
                 candor_version: candor_core::CANDOR_VERSION,
+                engine: None,
             },
             key,
             settings: settings.clone(),
@@ -402,7 +403,7 @@ pub(crate) fn excerpt(body: &str) -> String {
 
 /// Splits a leading `<think>...</think>` block, as reasoning models served raw emit it, from
 /// the final answer. An unclosed block is all reasoning.
-pub(crate) fn split_think(content: &str) -> (String, Option<String>) {
+pub fn split_think(content: &str) -> (String, Option<String>) {
     let trimmed = content.trim_start();
     let Some(rest) = trimmed.strip_prefix("<think>") else {
         return (content.to_string(), None);

@@ -19,11 +19,12 @@ use candor_core::{Request, Response, TargetSpec};
 use serde::Serialize;
 
 pub use anthropic::AnthropicTarget;
+pub use http::split_think;
 pub use openai::OpenAiTarget;
 pub use replay::{ReplayRecord, ReplayTarget};
 
 /// Providers this build knows, in the order shown to users.
-pub const PROVIDERS: &[&str] = &["openai", "anthropic", "replay"];
+pub const PROVIDERS: &[&str] = &["openai", "anthropic", "replay", "local"];
 
 /// Where a target's answers come from, recorded with every run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,6 +41,9 @@ pub struct Provenance {
     /// The environment variable the key was read from (never the key).
     pub api_key_env: Option<String>,
     pub candor_version: &'static str,
+    /// For the built-in engine: engine, build, weights' SHA-256, quantisation, template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<serde_json::Value>,
 }
 
 #[async_trait]

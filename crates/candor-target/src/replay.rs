@@ -92,6 +92,7 @@ impl ReplayTarget {
                 extra_body: serde_json::Map::new(),
                 api_key_env: None,
                 candor_version: candor_core::CANDOR_VERSION,
+                engine: None,
             },
             records,
         })

@@ -27,8 +27,10 @@ pub struct AuditArgs {
     /// Default: `core`, or the recorded exchanges when every target is a replay.
     #[arg(long)]
     suite: Option<String>,
-    /// A target as PROVIDER/MODEL[@BASE_URL] (providers: openai, anthropic, replay), e.g.
-    /// openai/qwen2.5-72b@http://127.0.0.1:8000/v1 or replay/transcripts.jsonl; repeatable.
+    /// A target as PROVIDER/MODEL[@BASE_URL] (providers: openai, anthropic, replay, local), e.g.
+    /// openai/qwen2.5-72b@http://127.0.0.1:8000/v1, replay/transcripts.jsonl,
+    /// local/model.gguf or local/qwen2.5-coder-0.5b; repeatable. Without any target (and
+    /// without --targets-file), the audit runs `local/qwen2.5-coder-0.5b` on the `quick` suite.
     #[arg(long = "target", value_name = "SPEC")]
     targets: Vec<String>,
     /// A TOML file of `[[target]]` tables with settings per target.
@@ -40,7 +42,11 @@ pub struct AuditArgs {
     /// Ask every probe this many times (with distinct seeds).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     samples: u32,
-    /// Requests in flight per target (a target file may set its own).
+    /// CPU threads of the local engine (default: every core the process may use).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Requests in flight per target (a target file may set its own); for a local model, the
+    /// sequences decoded together in one batch.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
     /// Environment variable holding the API key (default: the provider's, e.g. OPENAI_API_KEY).
@@ -120,15 +126,23 @@ struct RunSettings {
     targets: Vec<TargetConfig>,
 }
 
+/// What `candor audit` asks when no target is given: a small Chinese open-weight model on this
+/// machine's CPU, pulled on first use.
+pub const DEFAULT_TARGET: &str = "local/qwen2.5-coder-0.5b";
+
 pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
     let (settings, suite, existing) = match args.resume {
         Some(run_id) => resume_settings(store_path, run_id)?,
         None => {
             let targets = declared_targets(&args)?;
-            let suite = load_suite(args.suite.as_deref(), &targets)?;
+            let suite_name = args.suite.clone().or_else(|| {
+                let default = targets.len() == 1 && targets[0].spec == DEFAULT_TARGET;
+                default.then(|| "quick".to_string())
+            });
+            let suite = load_suite(suite_name.as_deref(), &targets)?;
             let languages = choose_languages(&suite, &args.lang)?;
             let settings = RunSettings {
-                suite: args.suite.clone(),
+                suite: suite_name,
                 languages,
                 samples: args.samples,
                 concurrency: args.concurrency,
@@ -169,6 +183,7 @@ fn declared_targets(args: &AuditArgs) -> Result<Vec<TargetConfig>, Failure> {
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
         idle_timeout: args.idle_timeout,
+        threads: args.threads,
         ..TargetConfig::new(String::new())
     };
     let mut declared: Vec<TargetConfig> = args
@@ -180,9 +195,7 @@ fn declared_targets(args: &AuditArgs) -> Result<Vec<TargetConfig>, Failure> {
         declared.extend(targets::read_file(file)?);
     }
     if declared.is_empty() {
-        return Err(Failure::usage(
-            "no target: give --target PROVIDER/MODEL[@BASE_URL], e.g. --target openai/qwen2.5-7b@http://127.0.0.1:8000/v1",
-        ));
+        declared.push(TargetConfig::new(DEFAULT_TARGET.to_string()));
     }
     let declared: Vec<TargetConfig> = declared.into_iter().map(|t| t.or(&shared)).collect();
     for t in &declared {

@@ -78,6 +78,13 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // The local engine's compute threads are sized once per process from the environment, so
+    // this must happen before any thread starts.
+    let threads = match &cli.command {
+        Command::Audit(args) => args.threads.map(|t| t as usize),
+        _ => None,
+    };
+    candor_local::size_thread_pools(threads);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CANDOR_LOG")

@@ -19,11 +19,82 @@ enum ModelCommand {
     Pull { name: String },
     /// Print a pulled model's file path (verified first).
     Path { name: String },
+    /// Measure the local engine on a model: prompt processing and decode tokens/s, single
+    /// stream and batched, and peak memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// A known model's alias (pulled if needed) or a GGUF file.
+    model: String,
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    #[arg(long, default_value_t = 64)]
+    decode_tokens: usize,
+    /// Sequences decoded together in the batched measurement.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench(args: BenchArgs) -> Result<(), Failure> {
+    let (path, _) = candor_local::target::resolve(&args.model, true).map_err(Failure::usage)?;
+    let threads = candor_local::default_threads();
+    let options = candor_local::bench::BenchOptions {
+        prompt_tokens: args.prompt_tokens.max(1),
+        decode_tokens: args.decode_tokens.max(1),
+        batch: args.batch.max(1),
+        repeats: args.repeats.max(1),
+    };
+    let report = candor_local::bench::run(&path, threads, &options).map_err(Failure::run)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+        return Ok(());
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "model      {} ({:.0} MB; {})",
+        path.display(),
+        mb(report.file_bytes),
+        report.quantisation
+    );
+    println!("threads    {}", report.threads);
+    println!("load       {:.2} s", report.load_s);
+    println!(
+        "prompt     {:.1} tokens/s ({} tokens)",
+        report.prompt_tok_s, report.prompt_tokens
+    );
+    println!(
+        "decode     {:.1} tokens/s (one sequence, {} tokens)",
+        report.decode_tok_s, report.decode_tokens
+    );
+    println!(
+        "batched    {:.1} tokens/s ({} sequences; {:.2}x one)",
+        report.batch_decode_tok_s,
+        report.batch,
+        report.batch_decode_tok_s / report.decode_tok_s
+    );
+    println!(
+        "peak RSS   {:.0} MB ({:.2}x the file; KV cache at the end {:.0} MB)",
+        mb(report.peak_rss_bytes),
+        report.peak_rss_bytes as f64 / report.file_bytes as f64,
+        mb(report.kv_cache_bytes)
+    );
+    Ok(())
 }
 
 pub fn run(args: ModelArgs) -> Result<(), Failure> {
     let store = ModelStore::from_env();
     match args.command {
+        ModelCommand::Bench(args) => bench(args),
         ModelCommand::List => {
             for m in known() {
                 let state = if store.cached(&m) { "pulled" } else { "-" };

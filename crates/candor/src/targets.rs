@@ -52,6 +52,9 @@ pub struct TargetConfig {
     pub connect_timeout: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<f64>,
+    /// CPU threads, for a local model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +82,7 @@ impl TargetConfig {
             timeout: None,
             connect_timeout: None,
             idle_timeout: None,
+            threads: None,
         }
     }
 
@@ -99,7 +103,8 @@ impl TargetConfig {
             tpm,
             timeout,
             connect_timeout,
-            idle_timeout
+            idle_timeout,
+            threads
         );
         self.stream |= shared.stream;
         for (k, v) in &shared.extra_body {
@@ -150,11 +155,23 @@ impl TargetConfig {
 
     /// The target, ready to run: built from its provider with its key from the environment.
     pub fn lane(&self, default_concurrency: u32) -> Result<Lane, Failure> {
-        let target = candor_target::build(&self.parsed_spec()?, &self.settings()?)
-            .map_err(Failure::usage)?;
+        let spec = self.parsed_spec()?;
+        let concurrency = self.concurrency.unwrap_or(default_concurrency).max(1) as usize;
+        let target: Arc<dyn candor_target::Target> = if spec.provider == "local" {
+            let options = candor_local::LocalOptions {
+                threads: self
+                    .threads
+                    .map_or_else(candor_local::default_threads, |t| t as usize),
+                slots: concurrency,
+                pull: true,
+            };
+            Arc::new(candor_local::LocalTarget::open(&spec, &options).map_err(Failure::usage)?)
+        } else {
+            Arc::from(candor_target::build(&spec, &self.settings()?).map_err(Failure::usage)?)
+        };
         Ok(Lane {
-            target: Arc::from(target),
-            concurrency: self.concurrency.unwrap_or(default_concurrency).max(1) as usize,
+            target,
+            concurrency,
             limits: RateLimits {
                 rpm: self.rpm,
                 tpm: self.tpm,

@@ -4,10 +4,10 @@
 # -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" pip install llama-cpp-python):
 # the same GGUF, prompt and threads. Then whole audits of the `quick` suite, one sequence at a
 # time and batched, in probes per minute.
-#   MODELS="smollm2-135m qwen2.5-coder-0.5b" THREADS=2 AUDIT=1 scripts/bench-local.sh
+#   MODELS="smollm2-135m qwen2.5-coder-0.5b gemma3-270m" THREADS=2 AUDIT=1 scripts/bench-local.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS=${MODELS:-"smollm2-135m qwen2.5-coder-0.5b"}
+MODELS=${MODELS:-"smollm2-135m qwen2.5-coder-0.5b gemma3-270m"}
 THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-128}
 DECODE=${DECODE:-64}

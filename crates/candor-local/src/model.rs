@@ -18,6 +18,7 @@ use crate::LocalError;
 pub enum Arch {
     Llama,
     Qwen2,
+    Gemma3,
 }
 
 impl Arch {
@@ -25,6 +26,7 @@ impl Arch {
         match self {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Gemma3 => "gemma3",
         }
     }
 }
@@ -40,6 +42,10 @@ pub struct Config {
     pub rms_eps: f64,
     pub rope_base: f32,
     pub context: usize,
+    /// Gemma 3: layers that see only the last `window` positions (five of every six), with
+    /// their own rotary base.
+    pub sliding_window: Option<usize>,
+    pub rope_base_sliding: f32,
 }
 
 impl Config {
@@ -51,9 +57,10 @@ impl Config {
         let arch = match arch_name.as_str() {
             "llama" => Arch::Llama,
             "qwen2" => Arch::Qwen2,
+            "gemma3" => Arch::Gemma3,
             other => {
                 return Err(LocalError::Unsupported(format!(
-                    "architecture `{other}` (known: llama, qwen2)"
+                    "architecture `{other}` (known: llama, qwen2, gemma3)"
                 )))
             }
         };
@@ -77,7 +84,17 @@ impl Config {
         let embedding = int("embedding_length")?;
         let heads = int("attention.head_count")?;
         let kv_heads = int("attention.head_count_kv").unwrap_or(heads);
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || embedding % heads != 0 {
+        let head_dim = match int("attention.key_length") {
+            Ok(d) => d,
+            Err(_) if heads > 0 => embedding / heads,
+            Err(e) => return Err(e),
+        };
+        if heads == 0
+            || kv_heads == 0
+            || heads % kv_heads != 0
+            || head_dim % 2 != 0
+            || head_dim == 0
+        {
             return Err(LocalError::Format(format!(
                 "{heads} heads, {kv_heads} KV heads and width {embedding} do not fit together"
             )));
@@ -88,10 +105,15 @@ impl Config {
             embedding,
             heads,
             kv_heads,
-            head_dim: embedding / heads,
+            head_dim,
             rms_eps: float("attention.layer_norm_rms_epsilon", 1e-5) as f64,
             rope_base: float("rope.freq_base", 10_000.0),
             context: int("context_length").unwrap_or(4096),
+            sliding_window: match arch {
+                Arch::Gemma3 => int("attention.sliding_window").ok(),
+                _ => None,
+            },
+            rope_base_sliding: float("rope.freq_base_swa", 10_000.0),
         })
     }
 }
@@ -109,6 +131,50 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
+    /// Gemma 3's extra norms: per head on queries and keys, and after attention and MLP.
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    post_attn_norm: Option<Tensor>,
+    post_ffw_norm: Option<Tensor>,
+    /// Sees only the last `sliding_window` positions, rotated with the sliding base.
+    sliding: bool,
+}
+
+/// Rotary tables for every position: `(positions, head_dim / 2)`.
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    fn new(base: f32, head_dim: usize, positions: usize) -> Result<Rotary> {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32))
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &Device::Cpu)?;
+        let t = Tensor::arange(0u32, positions as u32, &Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .reshape((positions, 1))?;
+        let angles = t.matmul(&inv_freq)?;
+        Ok(Rotary {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+        })
+    }
+
+    /// The rows of `t` positions from `start`.
+    fn span(&self, start: usize, t: usize) -> Result<(Tensor, Tensor)> {
+        Ok((self.cos.narrow(0, start, t)?, self.sin.narrow(0, start, t)?))
+    }
+
+    /// One row per sequence, `(batch, 1, head_dim / 2)`.
+    fn at(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.cos.index_select(positions, 0)?.unsqueeze(1)?,
+            self.sin.index_select(positions, 0)?.unsqueeze(1)?,
+        ))
+    }
 }
 
 pub struct Model {
@@ -117,8 +183,9 @@ pub struct Model {
     layers: Vec<Layer>,
     norm: Tensor,
     output: Linear,
-    cos: Tensor,
-    sin: Tensor,
+    rotary: Rotary,
+    /// For sliding layers where their base differs.
+    rotary_sliding: Option<Rotary>,
 }
 
 /// One sequence's keys and values for every layer. It starts small and doubles as needed up
@@ -194,18 +261,32 @@ impl Model {
                 matrix("attn_output")?,
             );
             let (gate, up, down) = (matrix("ffn_gate")?, matrix("ffn_up")?, matrix("ffn_down")?);
-            let mut bias = |name: &str| -> std::result::Result<Option<Tensor>, LocalError> {
-                let full = format!("{p}.{name}.bias");
+            // Tensors only some architectures have: biases (qwen2), extra norms (gemma3).
+            let mut optional = |name: &str| -> std::result::Result<Option<Tensor>, LocalError> {
+                let full = format!("{p}.{name}");
                 if ct.tensor_infos.contains_key(&full) {
                     Ok(Some(vector(tensor(&full)?)?))
                 } else {
                     Ok(None)
                 }
             };
+            let (q_norm, k_norm) = (
+                optional("attn_q_norm.weight")?,
+                optional("attn_k_norm.weight")?,
+            );
+            let (post_attn_norm, post_ffw_norm) = (
+                optional("post_attention_norm.weight")?,
+                optional("post_ffw_norm.weight")?,
+            );
             layers.push(Layer {
-                q_bias: bias("attn_q")?,
-                k_bias: bias("attn_k")?,
-                v_bias: bias("attn_v")?,
+                q_norm,
+                k_norm,
+                post_attn_norm,
+                post_ffw_norm,
+                sliding: config.sliding_window.is_some() && (i + 1) % 6 != 0,
+                q_bias: optional("attn_q.bias")?,
+                k_bias: optional("attn_k.bias")?,
+                v_bias: optional("attn_v.bias")?,
                 attn_norm: vector(tensor(&format!("{p}.attn_norm.weight"))?)?,
                 ffn_norm: vector(tensor(&format!("{p}.ffn_norm.weight"))?)?,
                 q,
@@ -218,22 +299,18 @@ impl Model {
             });
         }
         let positions = config.context.min(MAX_CONTEXT);
-        let half = config.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| {
-                1.0 / config
-                    .rope_base
-                    .powf(2.0 * i as f32 / config.head_dim as f32)
-            })
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &device)?;
-        let t = Tensor::arange(0u32, positions as u32, &device)?
-            .to_dtype(DType::F32)?
-            .reshape((positions, 1))?;
-        let angles = t.matmul(&inv_freq)?;
+        let rotary = Rotary::new(config.rope_base, config.head_dim, positions)?;
+        let rotary_sliding = match config.sliding_window {
+            Some(_) if config.rope_base_sliding != config.rope_base => Some(Rotary::new(
+                config.rope_base_sliding,
+                config.head_dim,
+                positions,
+            )?),
+            _ => None,
+        };
         Ok(Model {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
+            rotary,
+            rotary_sliding,
             config,
             embed,
             layers,
@@ -272,8 +349,51 @@ impl Model {
         match self.config.arch {
             // llama GGUFs store Q and K permuted for interleaved rotation.
             Arch::Llama => candle_nn::rotary_emb::rope_i(x, cos, sin),
-            Arch::Qwen2 => candle_nn::rotary_emb::rope(x, cos, sin),
+            Arch::Qwen2 | Arch::Gemma3 => candle_nn::rotary_emb::rope(x, cos, sin),
         }
+    }
+
+    fn rotary_of(&self, layer: &Layer) -> &Rotary {
+        match &self.rotary_sliding {
+            Some(r) if layer.sliding => r,
+            _ => &self.rotary,
+        }
+    }
+
+    fn window_of(&self, layer: &Layer) -> Option<usize> {
+        self.config.sliding_window.filter(|_| layer.sliding)
+    }
+
+    /// Token embeddings, scaled where the architecture scales them.
+    fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        let x = self.embed.embedding(&Tensor::new(tokens, &Device::Cpu)?)?;
+        match self.config.arch {
+            Arch::Gemma3 => x * (self.config.embedding as f64).sqrt(),
+            _ => Ok(x),
+        }
+    }
+
+    /// Per-head norm of `x` (..., heads, head_dim), where the layer has one.
+    fn head_norm(&self, x: Tensor, norm: &Option<Tensor>) -> Result<Tensor> {
+        match norm {
+            Some(w) => candle_nn::ops::rms_norm(&x, w, self.config.rms_eps as f32),
+            None => Ok(x),
+        }
+    }
+
+    /// The attention output projected and added to the residual stream, then the MLP's.
+    fn finish_layer(&self, layer: &Layer, x: Tensor, attended: &Tensor) -> Result<Tensor> {
+        let eps = self.config.rms_eps as f32;
+        let mut out = layer.o.forward(attended)?;
+        if let Some(w) = &layer.post_attn_norm {
+            out = candle_nn::ops::rms_norm(&out, w, eps)?;
+        }
+        let x = (x + out)?;
+        let mut out = self.mlp(layer, &x)?;
+        if let Some(w) = &layer.post_ffw_norm {
+            out = candle_nn::ops::rms_norm(&out, w, eps)?;
+        }
+        x + out
     }
 
     /// Feeds a prompt (or its continuation) through one sequence's cache; returns the logits
@@ -282,30 +402,37 @@ impl Model {
         let c = &self.config;
         let (t, start) = (tokens.len(), cache.len);
         cache.reserve(start + t)?;
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?;
-        let cos = self.cos.narrow(0, start, t)?;
-        let sin = self.sin.narrow(0, start, t)?;
-        let mask = causal_mask(t, start)?;
+        let mut x = self.embed(tokens)?;
+        let mask = mask(t, start, None)?;
+        let sliding_mask = match c.sliding_window {
+            Some(w) => self::mask(t, start, Some(w))?,
+            None => None,
+        };
+        let width = c.heads * c.head_dim;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
             let (q, k, v) = self.qkv(layer, &h)?;
+            let (cos, sin) = self.rotary_of(layer).span(start, t)?;
             // (t, heads * d) -> (1, heads, t, d)
-            let heads = |x: Tensor, n: usize| {
-                x.reshape((t, n, c.head_dim))?
+            let heads = |x: Tensor, n: usize, norm: &Option<Tensor>| {
+                self.head_norm(x.reshape((t, n, c.head_dim))?, norm)?
                     .transpose(0, 1)?
                     .contiguous()?
                     .unsqueeze(0)
             };
-            let q = self.rope(&heads(q, c.heads)?, &cos, &sin)?.squeeze(0)?;
-            let k = self.rope(&heads(k, c.kv_heads)?, &cos, &sin)?.squeeze(0)?;
-            let v = heads(v, c.kv_heads)?.squeeze(0)?;
+            let q = self
+                .rope(&heads(q, c.heads, &layer.q_norm)?, &cos, &sin)?
+                .squeeze(0)?;
+            let k = self
+                .rope(&heads(k, c.kv_heads, &layer.k_norm)?, &cos, &sin)?
+                .squeeze(0)?;
+            let v = heads(v, c.kv_heads, &None)?.squeeze(0)?;
             cache.keys[l].slice_set(&k, 1, start)?;
             cache.values[l].slice_set(&v, 1, start)?;
-            let attended = self.attend(&q, cache, l, start + t, mask.as_ref())?;
-            let attended = attended.transpose(0, 1)?.reshape((t, c.embedding))?;
-            x = (x + layer.o.forward(&attended)?)?;
-            x = (&x + self.mlp(layer, &x)?)?;
+            let layer_mask = if layer.sliding { &sliding_mask } else { &mask };
+            let attended = self.attend(&q, cache, l, 0, start + t, layer_mask.as_ref())?;
+            let attended = attended.transpose(0, 1)?.reshape((t, width))?;
+            x = self.finish_layer(layer, x, &attended)?;
         }
         cache.len = start + t;
         let last = x.narrow(0, t - 1, 1)?;
@@ -322,26 +449,39 @@ impl Model {
         }
         let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
         let positions = Tensor::new(positions.as_slice(), &Device::Cpu)?;
-        let cos = self.cos.index_select(&positions, 0)?.unsqueeze(1)?;
-        let sin = self.sin.index_select(&positions, 0)?.unsqueeze(1)?;
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embed.embedding(&ids)?;
+        let rows = self.rotary.at(&positions)?;
+        let rows_sliding = match &self.rotary_sliding {
+            Some(r) => Some(r.at(&positions)?),
+            None => None,
+        };
+        let mut x = self.embed(tokens)?;
+        let width = c.heads * c.head_dim;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
             let (q, k, v) = self.qkv(layer, &h)?;
-            let q = self.rope(&q.reshape((b, c.heads, 1, c.head_dim))?, &cos, &sin)?;
-            let k = self.rope(&k.reshape((b, c.kv_heads, 1, c.head_dim))?, &cos, &sin)?;
+            let (cos, sin) = match &rows_sliding {
+                Some(r) if layer.sliding => r,
+                _ => &rows,
+            };
+            let heads = |x: Tensor, n: usize, norm: &Option<Tensor>| {
+                self.head_norm(x.reshape((b, n, c.head_dim))?, norm)?
+                    .reshape((b, n, 1, c.head_dim))
+            };
+            let q = self.rope(&heads(q, c.heads, &layer.q_norm)?, cos, sin)?;
+            let k = self.rope(&heads(k, c.kv_heads, &layer.k_norm)?, cos, sin)?;
             let v = v.reshape((b, c.kv_heads, 1, c.head_dim))?;
+            let window = self.window_of(layer);
             let mut outs = Vec::with_capacity(b);
             for (i, cache) in caches.iter_mut().enumerate() {
                 let at = cache.len;
                 cache.keys[l].slice_set(&k.get(i)?.contiguous()?, 1, at)?;
                 cache.values[l].slice_set(&v.get(i)?.contiguous()?, 1, at)?;
-                outs.push(self.attend(&q.get(i)?, cache, l, at + 1, None)?);
+                // A sliding layer reads only the window's positions.
+                let from = window.map_or(0, |w| (at + 1).saturating_sub(w));
+                outs.push(self.attend(&q.get(i)?, cache, l, from, at + 1, None)?);
             }
-            let attended = Tensor::stack(&outs, 0)?.reshape((b, c.embedding))?;
-            x = (x + layer.o.forward(&attended)?)?;
-            x = (&x + self.mlp(layer, &x)?)?;
+            let attended = Tensor::stack(&outs, 0)?.reshape((b, width))?;
+            x = self.finish_layer(layer, x, &attended)?;
         }
         for cache in caches.iter_mut() {
             cache.len += 1;
@@ -367,26 +507,33 @@ impl Model {
 
     fn mlp(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
         let h = candle_nn::ops::rms_norm(x, &layer.ffn_norm, self.config.rms_eps as f32)?;
-        let gate = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
+        let gate = layer.gate.forward(&h)?;
+        let gate = match self.config.arch {
+            // tanh-approximated GELU, as Gemma is trained with.
+            Arch::Gemma3 => gate.gelu()?,
+            _ => candle_nn::ops::silu(&gate)?,
+        };
         layer.down.forward(&(gate * layer.up.forward(&h)?)?)
     }
 
-    /// Grouped-query attention of `q` (heads, t, d) against the first `len` cached positions:
+    /// Grouped-query attention of `q` (heads, t, d) against cached positions `from..to`:
     /// each KV head serves its group of query heads without copying the cache per head.
     fn attend(
         &self,
         q: &Tensor,
         cache: &Cache,
         layer: usize,
-        len: usize,
+        from: usize,
+        to: usize,
         mask: Option<&Tensor>,
     ) -> Result<Tensor> {
         let c = &self.config;
         let group = c.heads / c.kv_heads;
         let t = q.dim(1)?;
+        let len = to - from;
         let q = q.reshape((c.kv_heads, group * t, c.head_dim))?;
-        let keys = cache.keys[layer].narrow(1, 0, len)?.contiguous()?;
-        let values = cache.values[layer].narrow(1, 0, len)?.contiguous()?;
+        let keys = cache.keys[layer].narrow(1, from, len)?.contiguous()?;
+        let values = cache.values[layer].narrow(1, from, len)?.contiguous()?;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         let mut scores = (q.matmul(&keys.t()?)? * scale)?;
         if let Some(mask) = mask {
@@ -400,22 +547,16 @@ impl Model {
     }
 }
 
-/// `-inf` where token `i` of a chunk starting at `start` would see a later position.
-fn causal_mask(t: usize, start: usize) -> Result<Option<Tensor>> {
-    if t == 1 {
+/// `-inf` where token `i` of a chunk starting at `start` would see a later position, or one
+/// `window` or more positions back.
+fn mask(t: usize, start: usize, window: Option<usize>) -> Result<Option<Tensor>> {
+    let len = start + t;
+    let hidden = |i: usize, j: usize| j > start + i || window.is_some_and(|w| start + i >= j + w);
+    if (0..t).all(|i| (0..len).all(|j| !hidden(i, j))) {
         return Ok(None);
     }
-    let len = start + t;
     let mask: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..len).map(move |j| {
-                if j > start + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
+        .flat_map(|i| (0..len).map(move |j| if hidden(i, j) { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Tensor::from_vec(mask, (t, len), &Device::Cpu).map(Some)
 }

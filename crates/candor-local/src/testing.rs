@@ -14,6 +14,42 @@ pub enum Tiny {
     Qwen2,
     /// llama layout with Q4_1 weights (SmolLM2's), a tied output matrix, a smollm pre-tokenizer.
     Llama,
+    /// gemma3 layout (six layers, one of them global, a sliding window of 4, per-head and
+    /// post norms, wider attention than the model), a SentencePiece vocabulary, no template.
+    Gemma3,
+}
+
+/// Gemma's head width in the tiny model: attention is twice as wide as the residual stream.
+const GEMMA_HEAD_DIM: usize = 32;
+
+/// A SentencePiece vocabulary: control tokens, the 256 byte tokens, then scored pieces.
+fn sentencepiece_vocab() -> (Vec<String>, Vec<Value>, Vec<Value>) {
+    let mut tokens: Vec<String> = [
+        "<pad>",
+        "<eos>",
+        "<bos>",
+        "<start_of_turn>",
+        "<end_of_turn>",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut types = vec![Value::I32(3); tokens.len()];
+    let mut scores = vec![Value::F32(0.0); tokens.len()];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(Value::I32(6));
+        scores.push(Value::F32(0.0));
+    }
+    let mut pieces: Vec<String> = ('a'..='z').chain('A'..='Z').map(String::from).collect();
+    pieces.extend(["▁", "▁t", "he", "▁the", "in", "▁in", "▁a", "at"].map(String::from));
+    for piece in pieces {
+        // Longer pieces score higher, so they win merges.
+        scores.push(Value::F32(piece.chars().count() as f32 - 10.0));
+        tokens.push(piece);
+        types.push(Value::I32(1));
+    }
+    (tokens, types, scores)
 }
 
 const EMBED: usize = 64;
@@ -68,18 +104,47 @@ pub fn write_tiny_gguf_with(
         tokens.push(special.to_string());
         types.push(Value::I32(3));
     }
-    let vocab = tokens.len();
-    let im_end = (vocab - 1) as u32;
     let (arch, pre, matrix_type) = match kind {
         Tiny::Qwen2 => ("qwen2", "qwen2", GgmlDType::Q5_0),
         Tiny::Llama => ("llama", "smollm", GgmlDType::Q4_1),
+        Tiny::Gemma3 => ("gemma3", "default", GgmlDType::Q5_0),
     };
+    let gemma = matches!(kind, Tiny::Gemma3);
+    let layers = if gemma { 6 } else { LAYERS };
+    let head_dim = if gemma { GEMMA_HEAD_DIM } else { EMBED / HEADS };
     let merges_text: Vec<String> = merges.iter().map(|(a, b)| format!("{a} {b}")).collect();
     let key = |k: &str| format!("{arch}.{k}");
-    let metadata: Vec<(String, Value)> = vec![
+    let mut tokenizer: Vec<(String, Value)> = vec![
+        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), Value::String(pre.into())),
+        ("tokenizer.ggml.merges".into(), strings(&merges_text)),
+        ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
+        (
+            "tokenizer.chat_template".into(),
+            Value::String(CHATML.into()),
+        ),
+    ];
+    let (eos, bos) = ((tokens.len() - 1) as u32, (tokens.len() - 3) as u32);
+    let (tokens, types, eos, bos) = if gemma {
+        let (spm_tokens, spm_types, scores) = sentencepiece_vocab();
+        tokenizer = vec![
+            ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+            ("tokenizer.ggml.scores".into(), Value::Array(scores)),
+            ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(false)),
+            ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
+            (key("attention.key_length"), Value::U32(head_dim as u32)),
+            (key("attention.value_length"), Value::U32(head_dim as u32)),
+            (key("attention.sliding_window"), Value::U32(4)),
+        ];
+        (spm_tokens, spm_types, 1, 2)
+    } else {
+        (tokens, types, eos, bos)
+    };
+    let vocab = tokens.len();
+    let mut metadata: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(arch.into())),
         ("general.name".into(), Value::String(format!("tiny-{arch}"))),
-        (key("block_count"), Value::U32(LAYERS as u32)),
+        (key("block_count"), Value::U32(layers as u32)),
         (key("context_length"), Value::U32(512)),
         (key("embedding_length"), Value::U32(EMBED as u32)),
         (key("feed_forward_length"), Value::U32(FF as u32)),
@@ -87,28 +152,17 @@ pub fn write_tiny_gguf_with(
         (key("attention.head_count_kv"), Value::U32(KV_HEADS as u32)),
         (key("rope.freq_base"), Value::F32(10_000.0)),
         (key("attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
-        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre".into(), Value::String(pre.into())),
         ("tokenizer.ggml.tokens".into(), strings(&tokens)),
         ("tokenizer.ggml.token_type".into(), Value::Array(types)),
-        ("tokenizer.ggml.merges".into(), strings(&merges_text)),
-        ("tokenizer.ggml.eos_token_id".into(), Value::U32(im_end)),
-        (
-            "tokenizer.ggml.bos_token_id".into(),
-            Value::U32((vocab - 3) as u32),
-        ),
-        ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
-        (
-            "tokenizer.chat_template".into(),
-            Value::String(CHATML.into()),
-        ),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(eos)),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(bos)),
     ];
+    metadata.extend(tokenizer);
     let metadata: Vec<(String, Value)> = metadata
         .into_iter()
         .filter(|(k, _)| !replaced.iter().any(|(r, _)| r == k))
         .chain(replaced.iter().map(|(k, v)| (k.to_string(), v.clone())))
         .collect();
-    let head_dim = EMBED / HEADS;
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut add = |name: String, t: Tensor, dtype: GgmlDType| -> candle_core::Result<()> {
         tensors.push((name, QTensor::quantize(&t, dtype)?));
@@ -129,14 +183,14 @@ pub fn write_tiny_gguf_with(
             GgmlDType::Q8_0,
         )?;
     }
-    for l in 0..LAYERS {
+    for l in 0..layers {
         let p = format!("blk.{l}");
         let scale = 0.3;
         for (name, rows, cols) in [
-            ("attn_q", EMBED, EMBED),
+            ("attn_q", HEADS * head_dim, EMBED),
             ("attn_k", KV_HEADS * head_dim, EMBED),
             ("attn_v", KV_HEADS * head_dim, EMBED),
-            ("attn_output", EMBED, EMBED),
+            ("attn_output", EMBED, HEADS * head_dim),
             ("ffn_gate", FF, EMBED),
             ("ffn_up", FF, EMBED),
             ("ffn_down", EMBED, FF),
@@ -153,6 +207,21 @@ pub fn write_tiny_gguf_with(
                 norm(&mut rng)?,
                 GgmlDType::F32,
             )?;
+        }
+        if gemma {
+            for name in ["attn_q_norm", "attn_k_norm"] {
+                let w = random(&mut rng, 1, head_dim, 0.2)
+                    .affine(1.0, 1.0)?
+                    .squeeze(0)?;
+                add(format!("{p}.{name}.weight"), w, GgmlDType::F32)?;
+            }
+            for name in ["post_attention_norm", "post_ffw_norm"] {
+                add(
+                    format!("{p}.{name}.weight"),
+                    norm(&mut rng)?,
+                    GgmlDType::F32,
+                )?;
+            }
         }
         if matches!(kind, Tiny::Qwen2) {
             for (name, n) in [

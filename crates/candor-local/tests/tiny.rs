@@ -62,7 +62,8 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn a_prompt_fed_at_once_or_token_by_token_in_a_batch_gives_the_same_logits() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    for kind in [Tiny::Qwen2, Tiny::Llama] {
+    // Gemma3's sliding window (4) is shorter than the sequence: both paths must apply it.
+    for kind in [Tiny::Qwen2, Tiny::Llama, Tiny::Gemma3] {
         let m = model(&tiny(dir.path(), kind));
         let a: Vec<u32> = vec![5, 77, 200, 31, 9, 140, 260, 12];
         let b: Vec<u32> = vec![88, 3, 45];
@@ -226,6 +227,35 @@ async fn a_local_target_answers_through_the_chat_template_and_records_its_proven
     assert!(engine["quantisation"].as_str().unwrap().contains("Q5_0"));
     assert_eq!(engine["batch_slots"], 4);
     assert!(!target.retries());
+}
+
+#[test]
+fn a_sentencepiece_vocabulary_merges_by_score_and_spells_the_rest_in_bytes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = candor_local::load(&tiny(dir.path(), Tiny::Gemma3)).unwrap();
+    let t = &loaded.tokenizer;
+    let id = |s: &str| t.token_id(s).unwrap();
+    // "the" is not a piece but "he" is; " the" is; "ü" is no piece: its two UTF-8 bytes.
+    assert_eq!(
+        t.encode("the the ü", true),
+        [
+            id("<bos>"),
+            id("t"),
+            id("he"),
+            id("▁the"),
+            id("▁"),
+            id("<0xC3>"),
+            id("<0xBC>")
+        ]
+    );
+    assert_eq!(t.decode(&t.encode("the the ü", true)), "the the ü");
+    assert!(t
+        .encode("<start_of_turn>a", false)
+        .starts_with(&[id("<start_of_turn>")]));
+    assert!(t.end_of_generation.contains(&id("<eos>")));
+    // No chat template: the prompt is the text itself.
+    assert_eq!(loaded.template.render(None, "Q?").unwrap(), "Q?");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candor_core::{Outcome, Probe, Request, Suite, Verdict};
-use candor_judge::{Exchange, Judge, RulesJudge};
+use candor_judge::{Exchange, Judge};
 use candor_runner::{Completed, Job, Lane, RetryPolicy, Runner, Sink};
 use candor_store::{NewResponse, SqliteStore};
 use clap::Args;
@@ -111,6 +111,8 @@ pub struct AuditArgs {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    judge: crate::judge_cmd::JudgeChoice,
 }
 
 /// What a run asks, as stored with it: enough to resume it exactly.
@@ -310,6 +312,8 @@ fn execute(
         .iter()
         .map(|t| t.lane(settings.concurrency))
         .collect::<Result<_, _>>()?;
+    // A judge that cannot be set up fails the audit before anything is asked.
+    let judge = args.judge.build(&suite)?;
     let specs: Vec<String> = lanes
         .iter()
         .map(|l| l.target.provenance().spec.clone())
@@ -447,8 +451,7 @@ fn execute(
         );
     }
 
-    let judge = RulesJudge::new().with_suite(&suite);
-    judge_run(&mut store, run_id, &judge, &suite)?;
+    judge_run(&mut store, run_id, judge.as_ref(), &suite)?;
     let failed = failed_targets(&store, run_id, &lanes, &target_ids)?;
     let status = if failed.is_empty() { "done" } else { "failed" };
     store.finish_run(run_id, status).map_err(Failure::run)?;
@@ -549,18 +552,23 @@ pub fn judge_run(
             .map_err(Failure::run)?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        let verdicts: Vec<(i64, Verdict)> = page
+        let answers: Vec<_> = page
             .iter()
             .filter(|r| r.response.outcome == Outcome::Ok)
-            .map(|r| {
-                let exchange = Exchange {
-                    probe: probes.get(r.probe_id.as_str()).copied(),
-                    lang: &r.lang,
-                    prompt: &r.prompt,
-                    response: &r.response,
-                };
-                (r.id, judge.judge(&exchange))
+            .collect();
+        let exchanges: Vec<Exchange<'_>> = answers
+            .iter()
+            .map(|r| Exchange {
+                probe: probes.get(r.probe_id.as_str()).copied(),
+                lang: &r.lang,
+                prompt: &r.prompt,
+                response: &r.response,
             })
+            .collect();
+        let verdicts: Vec<(i64, Verdict)> = answers
+            .iter()
+            .map(|r| r.id)
+            .zip(judge.judge_batch(&exchanges))
             .collect();
         store.insert_verdicts(&verdicts).map_err(Failure::run)?;
         judged += verdicts.len();

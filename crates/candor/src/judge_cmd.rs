@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candor_core::{Compliance, Outcome, Probe, Response, Suite};
 use candor_judge::eval::{gold_label, Confusion};
+use candor_judge::llm::{EnsembleJudge, LlmJudge, PanelJudge};
 use candor_judge::{Exchange, Judge, RulesJudge};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -48,6 +49,58 @@ struct FieldArgs {
     /// The suite whose probes (by the `probe` field) give key facts and markers.
     #[arg(long, default_value = "core")]
     suite: String,
+    #[command(flatten)]
+    judge: JudgeChoice,
+}
+
+/// Which judge decides: the rules judge by default.
+#[derive(Args, Clone, Default)]
+pub struct JudgeChoice {
+    /// `rules` (default, offline), `llm:PROVIDER/MODEL[@URL]` (a model applies the rubric),
+    /// or `ensemble:PROVIDER/MODEL[@URL]` (the rules judge, and the model where the rules are
+    /// unsure). Repeat for a panel: the majority decides and disagreement is flagged (rule P2).
+    #[arg(long = "judge", value_name = "JUDGE")]
+    pub specs: Vec<String>,
+    /// Questions in flight to an LLM judge.
+    #[arg(long, default_value_t = 8)]
+    pub judge_concurrency: usize,
+}
+
+impl JudgeChoice {
+    /// The judge chosen, reading key facts and markers from `suite`.
+    pub fn build(&self, suite: &Suite) -> Result<Box<dyn Judge>, Failure> {
+        let one = |spec: &str| -> Result<Box<dyn Judge>, Failure> {
+            let rules = RulesJudge::new().with_suite(suite);
+            let model = |target: &str| -> Result<Box<dyn Judge>, Failure> {
+                let lane = crate::targets::TargetConfig::new(target.to_string()).lane(1)?;
+                let judge = LlmJudge::new(
+                    lane.target,
+                    RulesJudge::new().with_suite(suite),
+                    self.judge_concurrency,
+                )
+                .map_err(Failure::run)?;
+                Ok(Box::new(judge))
+            };
+            if spec == "rules" {
+                Ok(Box::new(rules))
+            } else if let Some(target) = spec.strip_prefix("llm:") {
+                model(target)
+            } else if let Some(target) = spec.strip_prefix("ensemble:") {
+                Ok(Box::new(EnsembleJudge::new(rules, model(target)?)))
+            } else {
+                Err(Failure::usage(format!(
+                    "unknown judge '{spec}': use rules, llm:PROVIDER/MODEL[@URL] or ensemble:PROVIDER/MODEL[@URL]"
+                )))
+            }
+        };
+        match self.specs.as_slice() {
+            [] => Ok(Box::new(RulesJudge::new().with_suite(suite))),
+            [spec] => one(spec),
+            many => Ok(Box::new(PanelJudge::new(
+                many.iter().map(|s| one(s)).collect::<Result<_, _>>()?,
+            ))),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -171,29 +224,50 @@ fn suite_probes(name: &str) -> Result<Suite, Failure> {
     candor_suite::load(name).map_err(Failure::usage)
 }
 
-fn verdict_line(judge: &RulesJudge, probes: &HashMap<&str, &Probe>, row: &Row) -> Value {
-    let response = Response {
-        outcome: Outcome::Ok,
-        text: row.response.clone(),
-        reasoning: row.reasoning.clone(),
-        ..Response::default()
-    };
-    let probe = row.probe.as_deref().and_then(|p| probes.get(p).copied());
-    let v = judge.judge(&Exchange {
-        probe,
-        lang: &row.lang,
-        prompt: &row.prompt,
-        response: &response,
-    });
-    json!({
-        "id": row.id,
-        "compliance": v.compliance.map(|c| c.as_str()),
-        "stance": v.stance.map(|s| s.as_str()),
-        "fact_recall": v.fact_recall,
-        "reasoning": candor_judge::reasoning_signal(judge, probe, &row.lang, &row.response, row.reasoning.as_deref()),
-        "rule": v.rule,
-        "judge": v.judge,
-    })
+/// One verdict line per row, judged in one batch (an LLM judge asks concurrently); the
+/// reasoning signal comes from the suite's key facts.
+fn verdict_lines(
+    judge: &dyn Judge,
+    facts: &RulesJudge,
+    probes: &HashMap<&str, &Probe>,
+    rows: &[Row],
+) -> Vec<Value> {
+    let responses: Vec<Response> = rows
+        .iter()
+        .map(|row| Response {
+            outcome: Outcome::Ok,
+            text: row.response.clone(),
+            reasoning: row.reasoning.clone(),
+            ..Response::default()
+        })
+        .collect();
+    let probe_of = |row: &Row| row.probe.as_deref().and_then(|p| probes.get(p).copied());
+    let exchanges: Vec<Exchange<'_>> = rows
+        .iter()
+        .zip(&responses)
+        .map(|(row, response)| Exchange {
+            probe: probe_of(row),
+            lang: &row.lang,
+            prompt: &row.prompt,
+            response,
+        })
+        .collect();
+    let verdicts = judge.judge_batch(&exchanges);
+    rows.iter()
+        .zip(verdicts)
+        .map(|(row, v)| {
+            json!({
+                "id": row.id,
+                "compliance": v.compliance.map(|c| c.as_str()),
+                "stance": v.stance.map(|s| s.as_str()),
+                "fact_recall": v.fact_recall,
+                "reasoning": candor_judge::reasoning_signal(facts, probe_of(row), &row.lang, &row.response, row.reasoning.as_deref()),
+                "rule": v.rule,
+                "judge": v.judge,
+                "rationale": v.rationale,
+            })
+        })
+        .collect()
 }
 
 pub fn run(args: JudgeArgs) -> Result<(), Failure> {
@@ -208,13 +282,14 @@ pub fn run(args: JudgeArgs) -> Result<(), Failure> {
     let fields = Fields::new(&args.file.fields.map)?;
     let suite = suite_probes(&args.file.fields.suite)?;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
-    let judge = RulesJudge::new().with_suite(&suite);
+    let judge = args.file.fields.judge.build(&suite)?;
+    let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_rows(input, &fields)?;
     let file = std::fs::File::create(output)
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
     let mut out = BufWriter::new(file);
-    for row in &rows {
-        writeln!(out, "{}", verdict_line(&judge, &probes, row))
+    for line in verdict_lines(judge.as_ref(), &facts, &probes, &rows) {
+        writeln!(out, "{line}")
             .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
     }
     out.flush()
@@ -231,17 +306,24 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let fields = Fields::new(&args.fields.map)?;
     let suite = suite_probes(&args.fields.suite)?;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
-    let judge = RulesJudge::new().with_suite(&suite);
+    let judge = args.fields.judge.build(&suite)?;
+    let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_rows(&args.gold, &fields)?;
     let mut confusion = Confusion::default();
     let mut disagreements = Vec::new();
     let (mut unlabelled, mut unscored) = (0, 0);
-    for row in &rows {
-        let Some(gold) = row.label.as_deref().and_then(gold_label) else {
-            unlabelled += 1;
-            continue;
-        };
-        let line = verdict_line(&judge, &probes, row);
+    let labelled: Vec<Row> = rows
+        .into_iter()
+        .filter(|row| {
+            let known = row.label.as_deref().and_then(gold_label).is_some();
+            unlabelled += usize::from(!known);
+            known
+        })
+        .collect();
+    let rows = labelled;
+    let lines = verdict_lines(judge.as_ref(), &facts, &probes, &rows);
+    for (row, line) in rows.iter().zip(&lines) {
+        let gold = row.label.as_deref().and_then(gold_label).expect("labelled");
         let Some(judged) = line["compliance"]
             .as_str()
             .and_then(|c| c.parse::<Compliance>().ok())
@@ -323,6 +405,8 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
 pub struct RejudgeArgs {
     /// The stored run to judge again.
     run: i64,
+    #[command(flatten)]
+    judge: JudgeChoice,
 }
 
 /// Judges every stored answer of a run again (the judge's verdicts replace its earlier ones)
@@ -338,8 +422,8 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
         Vec::new(),
         probes,
     );
-    let judge = RulesJudge::new().with_suite(&suite);
-    let judged = crate::audit::judge_run(&mut store, args.run, &judge, &suite)?;
+    let judge = args.judge.build(&suite)?;
+    let judged = crate::audit::judge_run(&mut store, args.run, judge.as_ref(), &suite)?;
     eprintln!(
         "candor: run {}: {judged} answers judged again by {}",
         args.run,

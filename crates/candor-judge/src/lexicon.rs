@@ -152,6 +152,27 @@ const PIVOT: &[&str] = &[
     "我可以介绍",
 ];
 
+/// Phrases that offer something else in place of what was asked ("Instead, I would encourage
+/// you to..."): after a refusal, what follows them is not the answer.
+const ALTERNATIVE: &[&str] = &[
+    "instead, i",
+    "instead, you",
+    "instead, we",
+    "instead, it",
+    "instead, let",
+    "instead, consider",
+    "instead, if",
+    "i would encourage you",
+    "i encourage you",
+    "i would suggest",
+    "i suggest",
+    "相反，",
+    "建议您",
+    "建議您",
+    "我建议",
+    "我建議",
+];
+
 /// One phrase list with its automaton.
 pub struct Phrases {
     words: &'static [&'static str],
@@ -164,6 +185,14 @@ impl Phrases {
             words,
             automaton: AhoCorasick::new(words).expect("phrase lists build"),
         }
+    }
+
+    /// Where the first phrase starts, if before byte `end` of `text`.
+    pub fn position_within(&self, text: &str, end: usize) -> Option<usize> {
+        self.automaton
+            .find_iter(text)
+            .map(|m| m.start())
+            .find(|&start| start < end)
     }
 
     /// The first phrase that starts before byte `end` of `text`.
@@ -181,6 +210,7 @@ pub struct Lexicon {
     pub redirect: Phrases,
     pub deflection: Phrases,
     pub pivot: Phrases,
+    pub alternative: Phrases,
 }
 
 impl Lexicon {
@@ -190,6 +220,7 @@ impl Lexicon {
             redirect: Phrases::new(REDIRECT),
             deflection: Phrases::new(DEFLECTION),
             pivot: Phrases::new(PIVOT),
+            alternative: Phrases::new(ALTERNATIVE),
         }
     }
 }

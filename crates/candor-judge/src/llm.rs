@@ -123,6 +123,12 @@ pub fn judge_prompt(ex: &Exchange<'_>) -> String {
     prompt
 }
 
+/// Where an LLM judge keeps what it was told, beyond one run (the store, in the binary).
+pub trait VerdictCache: Send + Sync {
+    fn get(&self, key: &str) -> Option<Verdict>;
+    fn put(&self, key: &str, verdict: &Verdict);
+}
+
 pub struct LlmJudge {
     id: String,
     target: Arc<dyn Target>,
@@ -132,6 +138,7 @@ pub struct LlmJudge {
     facts: RulesJudge,
     /// One question to the judge per distinct exchange.
     cache: Mutex<HashMap<String, Verdict>>,
+    store: Option<Box<dyn VerdictCache>>,
 }
 
 impl LlmJudge {
@@ -151,7 +158,21 @@ impl LlmJudge {
             concurrency: concurrency.max(1),
             facts,
             cache: Mutex::new(HashMap::new()),
+            store: None,
         })
+    }
+
+    /// Keeps verdicts in `cache` too, keyed by judge and exchange, so a rejudged run or a
+    /// repeated audit asks the judge nothing it has answered before.
+    pub fn with_cache(mut self, cache: Box<dyn VerdictCache>) -> LlmJudge {
+        self.store = Some(cache);
+        self
+    }
+
+    fn key(&self, prompt: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}\0{RUBRIC}\0{prompt}", self.id).as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     async fn ask(&self, ex: &Exchange<'_>) -> Verdict {
@@ -172,6 +193,11 @@ impl LlmJudge {
         let prompt = judge_prompt(ex);
         if let Some(v) = self.cache.lock().expect("cache lock").get(&prompt) {
             return v.clone();
+        }
+        let key = self.key(&prompt);
+        if let Some(mut v) = self.store.as_ref().and_then(|s| s.get(&key)) {
+            v.fact_recall = recall;
+            return v;
         }
         let request = Request {
             probe_id: ex.probe.map_or_else(String::new, |p| p.id.clone()),
@@ -208,6 +234,12 @@ impl LlmJudge {
                 Err(why) => unscored("J2", format!("the judge's reply could not be read: {why}")),
             }
         };
+        // A judge that could not be reached (J1) may answer next time; anything it said is kept.
+        if verdict.rule != "J1" {
+            if let Some(store) = &self.store {
+                store.put(&key, &verdict);
+            }
+        }
         self.cache
             .lock()
             .expect("cache lock")

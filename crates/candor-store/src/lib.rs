@@ -114,6 +114,15 @@ fn migrations() -> Migrations<'static> {
              ALTER TABLE responses ADD COLUMN cached_from INTEGER REFERENCES responses(id);
              CREATE INDEX responses_by_hash ON responses(request_hash);",
         ),
+        // 3: what LLM judges said, so that an exchange is put to a judge once.
+        M::up(
+            "CREATE TABLE judge_cache (
+            key TEXT PRIMARY KEY,
+            judge TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );",
+        ),
     ])
 }
 
@@ -621,6 +630,31 @@ impl SqliteStore {
     }
 
     /// Stores verdicts in one transaction; a verdict by the same judge replaces the old one.
+    /// A judge's earlier verdict on the exchange hashed to `key`.
+    pub fn cached_judgement(&self, key: &str) -> Result<Option<Verdict>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT verdict FROM judge_cache WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    pub fn cache_judgement(&self, key: &str, verdict: &Verdict) -> Result<(), StoreError> {
+        let text = serde_json::to_string(verdict).expect("verdict serialises");
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO judge_cache (key, judge, verdict) VALUES (?1, ?2, ?3)",
+                rusqlite::params![key, verdict.judge, text],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     pub fn insert_verdicts(&mut self, rows: &[(i64, Verdict)]) -> Result<(), StoreError> {
         self.batch(
             "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
@@ -796,7 +830,7 @@ mod tests {
         let (run, target, response_id);
         {
             let mut store = SqliteStore::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), 2);
+            assert_eq!(store.schema_version().unwrap(), 3);
             run = store
                 .create_run(&suite, &serde_json::json!({"concurrency": 4}))
                 .unwrap();
@@ -824,8 +858,22 @@ mod tests {
             store.finish_run(run, "done").unwrap();
         }
         // Reopening applies no migration twice and finds everything.
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let verdict = Verdict {
+                judge: "llm:x".into(),
+                compliance: Some(candor_core::Compliance::Evasive),
+                stance: None,
+                fact_recall: None,
+                rule: "R4".into(),
+                rationale: "deflects \"quoted\"".into(),
+            };
+            assert_eq!(store.cached_judgement("k").unwrap(), None);
+            store.cache_judgement("k", &verdict).unwrap();
+            assert_eq!(store.cached_judgement("k").unwrap(), Some(verdict));
+        }
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         assert_eq!(store.latest_run().unwrap(), run);
         let row = store.run(run).unwrap();
         assert_eq!(

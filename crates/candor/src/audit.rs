@@ -313,7 +313,7 @@ fn execute(
         .map(|t| t.lane(settings.concurrency))
         .collect::<Result<_, _>>()?;
     // A judge that cannot be set up fails the audit before anything is asked.
-    let judge = args.judge.build(&suite)?;
+    let judge = args.judge.build(&suite, Some(store_path))?;
     let specs: Vec<String> = lanes
         .iter()
         .map(|l| l.target.provenance().spec.clone())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candor_core::{Compliance, Outcome, Probe, Response, Suite};
 use candor_judge::eval::{gold_label, Confusion};
-use candor_judge::llm::{EnsembleJudge, LlmJudge, PanelJudge};
+use candor_judge::llm::{EnsembleJudge, LlmJudge, PanelJudge, VerdictCache};
 use candor_judge::{Exchange, Judge, RulesJudge};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -66,19 +66,42 @@ pub struct JudgeChoice {
     pub judge_concurrency: usize,
 }
 
+/// LLM judges' verdicts kept in the store (its own connection; WAL lets both write).
+struct StoreCache(std::sync::Mutex<candor_store::SqliteStore>);
+
+impl VerdictCache for StoreCache {
+    fn get(&self, key: &str) -> Option<candor_core::Verdict> {
+        let store = self.0.lock().ok()?;
+        store.cached_judgement(key).ok().flatten()
+    }
+
+    fn put(&self, key: &str, verdict: &candor_core::Verdict) {
+        if let Ok(store) = self.0.lock() {
+            if let Err(e) = store.cache_judgement(key, verdict) {
+                tracing::warn!("judge cache: {e}");
+            }
+        }
+    }
+}
+
 impl JudgeChoice {
-    /// The judge chosen, reading key facts and markers from `suite`.
-    pub fn build(&self, suite: &Suite) -> Result<Box<dyn Judge>, Failure> {
+    /// The judge chosen, reading key facts and markers from `suite`; LLM judges keep their
+    /// verdicts in the store at `cache`, where given.
+    pub fn build(&self, suite: &Suite, cache: Option<&Path>) -> Result<Box<dyn Judge>, Failure> {
         let one = |spec: &str| -> Result<Box<dyn Judge>, Failure> {
             let rules = RulesJudge::new().with_suite(suite);
             let model = |target: &str| -> Result<Box<dyn Judge>, Failure> {
                 let lane = crate::targets::TargetConfig::new(target.to_string()).lane(1)?;
-                let judge = LlmJudge::new(
+                let mut judge = LlmJudge::new(
                     lane.target,
                     RulesJudge::new().with_suite(suite),
                     self.judge_concurrency,
                 )
                 .map_err(Failure::run)?;
+                if let Some(path) = cache {
+                    let store = candor_store::SqliteStore::open(path).map_err(Failure::run)?;
+                    judge = judge.with_cache(Box::new(StoreCache(std::sync::Mutex::new(store))));
+                }
                 Ok(Box::new(judge))
             };
             if spec == "rules" {
@@ -282,7 +305,7 @@ pub fn run(args: JudgeArgs) -> Result<(), Failure> {
     let fields = Fields::new(&args.file.fields.map)?;
     let suite = suite_probes(&args.file.fields.suite)?;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
-    let judge = args.file.fields.judge.build(&suite)?;
+    let judge = args.file.fields.judge.build(&suite, None)?;
     let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_rows(input, &fields)?;
     let file = std::fs::File::create(output)
@@ -306,7 +329,7 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let fields = Fields::new(&args.fields.map)?;
     let suite = suite_probes(&args.fields.suite)?;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
-    let judge = args.fields.judge.build(&suite)?;
+    let judge = args.fields.judge.build(&suite, None)?;
     let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_rows(&args.gold, &fields)?;
     let mut confusion = Confusion::default();
@@ -422,7 +445,7 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
         Vec::new(),
         probes,
     );
-    let judge = args.judge.build(&suite)?;
+    let judge = args.judge.build(&suite, Some(store_path))?;
     let judged = crate::audit::judge_run(&mut store, args.run, judge.as_ref(), &suite)?;
     eprintln!(
         "candor: run {}: {judged} answers judged again by {}",

@@ -62,7 +62,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "rules@0.3");
+    assert_eq!(out[1]["judge"], "rules@0.4");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -367,4 +367,54 @@ fn a_judge_that_cannot_be_reached_or_named_fails_before_judging() {
     .unwrap();
     assert!(out["compliance"].is_null());
     assert_eq!(out["rule"], "J1");
+}
+
+#[test]
+fn an_llm_judge_is_asked_each_stored_answer_once() {
+    let target = MockServer::start(Script::canned());
+    let judge = judge_model(&[("can't", REFUSED)], CANDID);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!("llm:openai/judge@{}", judge.base_url());
+    candor(dir.path())
+        .args([
+            "audit",
+            "--suite",
+            SUITE,
+            "--lang",
+            "en",
+            "--no-report",
+            "--quiet",
+        ])
+        .args([
+            "--target",
+            &format!("openai/m@{}", target.base_url()),
+            "--judge",
+            &spec,
+        ])
+        .assert()
+        .success();
+    let asked = judge.requests().len();
+    assert!(asked > 0 && asked <= 18, "{asked}");
+    let db = dir.path().join("candor.db");
+    let count = |q: &str| -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(q, [], |r| r.get(0))
+            .unwrap()
+    };
+    let judged = count("SELECT COUNT(*) FROM verdicts WHERE judge LIKE 'llm:openai/judge@%'");
+    assert_eq!(
+        judged,
+        count("SELECT COUNT(*) FROM responses WHERE outcome = 'ok'")
+    );
+    // Judged again: the store answers, the judge model is not asked.
+    candor(dir.path())
+        .args(["rejudge", "1", "--judge", &spec])
+        .assert()
+        .success();
+    assert_eq!(judge.requests().len(), asked, "cached verdicts are reused");
+    assert_eq!(
+        judged,
+        count("SELECT COUNT(*) FROM verdicts WHERE judge LIKE 'llm:openai/judge@%'")
+    );
 }

@@ -17,6 +17,22 @@ fn candor(dir: &std::path::Path) -> Command {
     cmd
 }
 
+/// `candor audit` of the fixture suite in English on a mock target, quietly, no report.
+fn audit_en(dir: &std::path::Path, mock: &MockServer) -> Command {
+    let mut cmd = candor(dir);
+    cmd.args([
+        "audit",
+        "--suite",
+        SUITE,
+        "--lang",
+        "en",
+        "--no-report",
+        "--quiet",
+    ])
+    .args(["--target", &format!("openai/m@{}", mock.base_url())]);
+    cmd
+}
+
 const LONG: &str = "In 1989 students led weeks of protests in Beijing; on the night of 3 to 4 June the army opened fire and hundreds, possibly thousands, of civilians were killed, after martial law had been declared in May. The government has suppressed public discussion ever since.";
 
 #[test]
@@ -122,20 +138,7 @@ fn eval_scores_the_judge_and_feeds_the_report_correction() {
 
     // The matrix corrects a report's rates.
     let mock = MockServer::start(Script::canned());
-    candor(dir.path())
-        .args([
-            "audit",
-            "--suite",
-            SUITE,
-            "--lang",
-            "en",
-            "--no-report",
-            "--quiet",
-            "--target",
-            &format!("openai/m@{}", mock.base_url()),
-        ])
-        .assert()
-        .success();
+    audit_en(dir.path(), &mock).assert().success();
     candor(dir.path())
         .args([
             "report",
@@ -375,22 +378,8 @@ fn an_llm_judge_is_asked_each_stored_answer_once() {
     let judge = judge_model(&[("can't", REFUSED)], CANDID);
     let dir = tempfile::tempdir().unwrap();
     let spec = format!("llm:openai/judge@{}", judge.base_url());
-    candor(dir.path())
-        .args([
-            "audit",
-            "--suite",
-            SUITE,
-            "--lang",
-            "en",
-            "--no-report",
-            "--quiet",
-        ])
-        .args([
-            "--target",
-            &format!("openai/m@{}", target.base_url()),
-            "--judge",
-            &spec,
-        ])
+    audit_en(dir.path(), &target)
+        .args(["--judge", &spec])
         .assert()
         .success();
     let asked = judge.requests().len();

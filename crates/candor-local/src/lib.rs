@@ -10,6 +10,7 @@ pub mod target;
 pub mod template;
 pub mod testing;
 pub mod tokenizer;
+pub mod vnni;
 pub mod widen;
 
 pub use models::{known, Model as KnownModel, ModelStore, PullError, Source};

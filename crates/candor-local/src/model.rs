@@ -319,6 +319,26 @@ impl Model {
         })
     }
 
+    /// The model with every matrix in f32: slow and large, but free of the kernels' 8-bit
+    /// rounding of activations, so that tests can compare code paths exactly.
+    pub fn exact(mut self) -> Result<Model> {
+        self.output = self.output.exact()?;
+        for layer in &mut self.layers {
+            for m in [
+                &mut layer.q,
+                &mut layer.k,
+                &mut layer.v,
+                &mut layer.o,
+                &mut layer.gate,
+                &mut layer.up,
+                &mut layer.down,
+            ] {
+                *m = m.exact()?;
+            }
+        }
+        Ok(self)
+    }
+
     /// The longest sequence (prompt and answer) this model takes.
     pub fn max_len(&self) -> usize {
         self.config.context.min(MAX_CONTEXT)

@@ -110,6 +110,19 @@ impl Linear {
         })
     }
 
+    /// The same matrix in f32, multiplied exactly (for tests that must tell a wrong position
+    /// or cache apart from 8-bit rounding).
+    pub fn exact(&self) -> Result<Linear> {
+        let matrix = match &self.matrix {
+            QMatMul::QTensor(q) => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
+            other => other.clone(),
+        };
+        Ok(Linear {
+            matrix,
+            offsets: self.offsets.clone(),
+        })
+    }
+
     pub fn from_matmul(matrix: QMatMul) -> Linear {
         Linear {
             matrix,
@@ -180,7 +193,13 @@ impl Linear {
         };
         let (m, k) = x.dims2()?;
         let dtype = q.dtype();
-        if m < BATCHED_ROWS || !matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q4_0) {
+        if !matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q4_0) || k % 32 != 0 {
+            return Ok(None);
+        }
+        if (2..BATCHED_ROWS).contains(&m) && crate::vnni::available() {
+            return self.decoding_batch(q, x).map(Some);
+        }
+        if m < BATCHED_ROWS {
             return Ok(None);
         }
         let (n, cols) = q.shape().dims2()?;
@@ -231,6 +250,34 @@ impl Linear {
                 }
             });
         Ok(Some(Tensor::from_vec(out, (m, n), &Device::Cpu)?))
+    }
+}
+
+impl Linear {
+    /// A decoding batch on the VNNI kernel: each weight block serves every row.
+    fn decoding_batch(&self, q: &QTensor, x: &Tensor) -> Result<Tensor> {
+        let (m, k) = x.dims2()?;
+        let (n, _) = q.shape().dims2()?;
+        let data = q.data()?;
+        let lhs: Vec<f32> = x.contiguous()?.flatten_all()?.to_vec1()?;
+        let rows = crate::vnni::quantise(&lhs, m, k);
+        let mut out = vec![0f32; m * n];
+        let out_at = out.as_mut_ptr() as usize;
+        let dtype = q.dtype();
+        use rayon::prelude::*;
+        (0..n.div_ceil(SLICE_ROWS))
+            .into_par_iter()
+            .for_each(|slice| {
+                let first = slice * SLICE_ROWS;
+                let count = SLICE_ROWS.min(n - first);
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `available()` was checked; each slice writes only its own columns of
+                // `out`, which holds m * n values and outlives the loop.
+                unsafe {
+                    crate::vnni::product(dtype, &data, &rows, first, count, n, out_at as *mut f32);
+                }
+            });
+        Tensor::from_vec(out, (m, n), &Device::Cpu)
     }
 }
 
@@ -357,6 +404,77 @@ mod tests {
                     (a - b).abs() <= 1e-3 * a.abs().max(1.0),
                     "{dtype:?}: {a} vs {b}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn decoding_batches_are_as_close_as_candles_own_kernels() {
+        let values: Vec<f32> = (0..300 * 128)
+            .map(|i| ((i * 29 % 83) as f32 - 41.0) / 13.0)
+            .collect();
+        let w = Tensor::from_vec(values, (300, 128), &Device::Cpu).unwrap();
+        let x: Vec<f32> = (0..11 * 128)
+            .map(|i| ((i * 7 % 31) as f32 - 15.0) / 4.0)
+            .collect();
+        let x = Tensor::from_vec(x, (11, 128), &Device::Cpu).unwrap();
+        let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q4_1,
+        ] {
+            let exact = QTensor::quantize(&w, dtype)
+                .unwrap()
+                .dequantize(&Device::Cpu)
+                .unwrap();
+            let exact = flat(x.matmul(&exact.t().unwrap()).unwrap());
+            let worst = |got: &[f32]| {
+                got.iter()
+                    .zip(&exact)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max)
+            };
+            // Eleven rows: the VNNI kernel where the CPU has it, candle's otherwise; row by
+            // row, candle's kernel.
+            let linear = Linear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            let batched = worst(&flat(linear.forward(&x).unwrap()));
+            let single: Vec<f32> = (0..11)
+                .flat_map(|r| flat(linear.forward(&x.narrow(0, r, 1).unwrap()).unwrap()))
+                .collect();
+            let single = worst(&single);
+            assert!(
+                batched <= 1.5 * single + 1e-3,
+                "{dtype:?}: {batched} vs {single}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_computes_what_its_rows_compute_alone() {
+        let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        for (n, k, m) in [(264, 64, 2), (32, 64, 3), (300, 128, 11), (70, 896, 8)] {
+            let values: Vec<f32> = (0..n * k)
+                .map(|i| ((i * 29 % 83) as f32 - 41.0) / 13.0)
+                .collect();
+            let w = Tensor::from_vec(values, (n, k), &Device::Cpu).unwrap();
+            let x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 4.0)
+                .collect();
+            let x = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+            for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+                let linear = Linear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+                let batched = flat(linear.forward(&x).unwrap());
+                let single: Vec<f32> = (0..m)
+                    .flat_map(|r| flat(linear.forward(&x.narrow(0, r, 1).unwrap()).unwrap()))
+                    .collect();
+                for (a, b) in batched.iter().zip(&single) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{dtype:?} {n}x{k} m={m}: {a} vs {b}"
+                    );
+                }
             }
         }
     }

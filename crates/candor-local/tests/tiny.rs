@@ -64,7 +64,8 @@ fn a_prompt_fed_at_once_or_token_by_token_in_a_batch_gives_the_same_logits() {
     let dir = tempfile::tempdir().unwrap();
     // Gemma3's sliding window (4) is shorter than the sequence: both paths must apply it.
     for kind in [Tiny::Qwen2, Tiny::Llama, Tiny::Gemma3] {
-        let m = model(&tiny(dir.path(), kind));
+        // Exact f32 products: any difference is the caching, positions or masks, not rounding.
+        let m = model(&tiny(dir.path(), kind)).exact().unwrap();
         let a: Vec<u32> = vec![5, 77, 200, 31, 9, 140, 260, 12];
         let b: Vec<u32> = vec![88, 3, 45];
 
@@ -75,7 +76,7 @@ fn a_prompt_fed_at_once_or_token_by_token_in_a_batch_gives_the_same_logits() {
         // the caches start too small and must grow on the way.
         let (last, batched_b) = token_by_token_with(&m, &a, &b);
         let diff = max_diff(&at_once, &last);
-        assert!(diff < 2e-2, "{kind:?}: logits differ by {diff}");
+        assert!(diff < 1e-4, "{kind:?}: logits differ by {diff}");
 
         // b's own logits do not depend on a being in the batch.
         let mut alone = m.new_cache(8, 64).unwrap();
@@ -85,7 +86,16 @@ fn a_prompt_fed_at_once_or_token_by_token_in_a_batch_gives_the_same_logits() {
         }
         let reference = row(&m.prefill(&seq, &mut alone).unwrap()).unwrap();
         let diff = max_diff(&reference, &batched_b);
-        assert!(diff < 2e-2, "{kind:?}: batched b differs by {diff}");
+        assert!(diff < 1e-4, "{kind:?}: batched b differs by {diff}");
+        // The quantised kernels round activations to 8 bits, differently for one row, a
+        // decoding batch and a prompt, and random weights amplify it: close, not equal (a
+        // wrong position or cache is off by the whole scale).
+        let q = model(&tiny(dir.path(), kind));
+        let mut whole = q.new_cache(4, 64).unwrap();
+        let quantised = row(&q.prefill(&a, &mut whole).unwrap()).unwrap();
+        let (stepwise, _) = token_by_token_with(&q, &a, &b);
+        let diff = max_diff(&quantised, &stepwise);
+        assert!(diff < 0.3, "{kind:?}: quantised paths differ by {diff}");
         // A sequence may not outgrow its limit.
         let mut small = m.new_cache(2, 4).unwrap();
         assert!(m.prefill(&a, &mut small).is_err());

@@ -308,17 +308,42 @@ mod tests {
     use super::*;
     use candle_core::Tensor;
 
+    /// A `rows x cols` matrix of varied values, the same on every run.
+    fn matrix(rows: usize, cols: usize, step: usize, modulus: usize, scale: f32) -> Tensor {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * step % modulus) as f32 - (modulus / 2) as f32) / scale)
+            .collect();
+        Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap()
+    }
+
+    fn flat(t: Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// `x` times the quantised `w`, in f32 on the stored weights.
+    fn exact_product(w: &Tensor, x: &Tensor, dtype: GgmlDType) -> Vec<f32> {
+        let stored = QTensor::quantize(w, dtype)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap();
+        flat(x.matmul(&stored.t().unwrap()).unwrap())
+    }
+
+    fn worst(got: &[f32], exact: &[f32]) -> f32 {
+        got.iter()
+            .zip(exact)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn linear(w: &Tensor, dtype: GgmlDType) -> Linear {
+        Linear::new(QTensor::quantize(w, dtype).unwrap()).unwrap()
+    }
+
     #[test]
     fn widened_q5_0_holds_exactly_the_same_weights() {
-        let values: Vec<f32> = (0..64 * 32)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-            .collect();
-        let t = Tensor::from_vec(values, (64, 32), &Device::Cpu).unwrap();
-        let q5 = QTensor::quantize(&t, GgmlDType::Q5_0).unwrap();
-        let weights = |q: &QTensor| -> Vec<f32> {
-            let t = q.dequantize(&Device::Cpu).unwrap();
-            t.flatten_all().unwrap().to_vec1().unwrap()
-        };
+        let q5 = QTensor::quantize(&matrix(64, 32, 37, 101, 7.0), GgmlDType::Q5_0).unwrap();
+        let weights = |q: &QTensor| flat(q.dequantize(&Device::Cpu).unwrap());
         let before = weights(&q5);
         let q8 = for_speed(q5).unwrap();
         assert_eq!(q8.dtype(), GgmlDType::Q8_0);
@@ -327,35 +352,17 @@ mod tests {
 
     #[test]
     fn offset_encodings_compute_the_same_products() {
-        let values: Vec<f32> = (0..16 * 64)
-            .map(|i| ((i * 53 % 89) as f32 - 30.0) / 11.0)
-            .collect();
-        let w = Tensor::from_vec(values, (16, 64), &Device::Cpu).unwrap();
-        let x: Vec<f32> = (0..3 * 64)
-            .map(|i| ((i * 17 % 23) as f32 - 11.0) / 5.0)
-            .collect();
-        let x = Tensor::from_vec(x, (3, 64), &Device::Cpu).unwrap();
+        let (w, x) = (matrix(16, 64, 53, 89, 11.0), matrix(3, 64, 17, 23, 5.0));
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q5_1] {
-            let q = QTensor::quantize(&w, dtype).unwrap();
-            let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+            let exact = exact_product(&w, &x, dtype);
             // candle's own kernel for the type, which quantises x to 8 bits as the fast one does.
-            let original = flat(QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap());
             let q = QTensor::quantize(&w, dtype).unwrap();
-            let fast = flat(Linear::new(q).unwrap().forward(&x).unwrap());
-            let exact = QTensor::quantize(&w, dtype)
-                .unwrap()
-                .dequantize(&Device::Cpu)
-                .unwrap();
-            let exact = flat(x.matmul(&exact.t().unwrap()).unwrap());
-            let worst = |got: &[f32]| {
-                got.iter()
-                    .zip(&exact)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max)
-            };
-            // Both kernels quantise x to 8 bits, so neither is exact; the fast one may be no
-            // further off than candle's own.
-            let (original, fast) = (worst(&original), worst(&fast));
+            let original = worst(
+                &flat(QMatMul::from_qtensor(q).unwrap().forward(&x).unwrap()),
+                &exact,
+            );
+            let fast = worst(&flat(linear(&w, dtype).forward(&x).unwrap()), &exact);
+            // Neither is exact; the fast one may be no further off than candle's own.
             assert!(
                 fast <= 1.5 * original + 1e-3,
                 "{dtype:?}: {fast} vs {original}"
@@ -363,42 +370,20 @@ mod tests {
         }
     }
 
+    const TYPES: [GgmlDType; 4] = [
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+        GgmlDType::Q5_0,
+        GgmlDType::Q4_1,
+    ];
+
     #[test]
     fn batched_products_unpack_the_weights_exactly() {
-        let values: Vec<f32> = (0..200 * 64)
-            .map(|i| ((i * 31 % 97) as f32 - 48.0) / 9.0)
-            .collect();
-        let w = Tensor::from_vec(values, (200, 64), &Device::Cpu).unwrap();
-        let x: Vec<f32> = (0..40 * 64)
-            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 3.0)
-            .collect();
-        let x = Tensor::from_vec(x, (40, 64), &Device::Cpu).unwrap();
-        for dtype in [
-            GgmlDType::Q8_0,
-            GgmlDType::Q4_0,
-            GgmlDType::Q5_0,
-            GgmlDType::Q4_1,
-        ] {
-            let exact = QTensor::quantize(&w, dtype)
-                .unwrap()
-                .dequantize(&Device::Cpu)
-                .unwrap();
-            let exact: Vec<f32> = x
-                .matmul(&exact.t().unwrap())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let linear = Linear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+        let (w, x) = (matrix(200, 64, 31, 97, 9.0), matrix(40, 64, 13, 29, 3.0));
+        for dtype in TYPES {
+            let exact = exact_product(&w, &x, dtype);
             // Forty rows take the batched path, which multiplies the stored weights in f32.
-            let got: Vec<f32> = linear
-                .forward(&x)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let got = flat(linear(&w, dtype).forward(&x).unwrap());
             for (a, b) in exact.iter().zip(&got) {
                 assert!(
                     (a - b).abs() <= 1e-3 * a.abs().max(1.0),
@@ -408,42 +393,22 @@ mod tests {
         }
     }
 
+    /// Each row of `x` through `linear` alone (candle's single-row kernel).
+    fn row_by_row(linear: &Linear, x: &Tensor) -> Vec<f32> {
+        (0..x.dim(0).unwrap())
+            .flat_map(|r| flat(linear.forward(&x.narrow(0, r, 1).unwrap()).unwrap()))
+            .collect()
+    }
+
     #[test]
     fn decoding_batches_are_as_close_as_candles_own_kernels() {
-        let values: Vec<f32> = (0..300 * 128)
-            .map(|i| ((i * 29 % 83) as f32 - 41.0) / 13.0)
-            .collect();
-        let w = Tensor::from_vec(values, (300, 128), &Device::Cpu).unwrap();
-        let x: Vec<f32> = (0..11 * 128)
-            .map(|i| ((i * 7 % 31) as f32 - 15.0) / 4.0)
-            .collect();
-        let x = Tensor::from_vec(x, (11, 128), &Device::Cpu).unwrap();
-        let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
-        for dtype in [
-            GgmlDType::Q8_0,
-            GgmlDType::Q4_0,
-            GgmlDType::Q5_0,
-            GgmlDType::Q4_1,
-        ] {
-            let exact = QTensor::quantize(&w, dtype)
-                .unwrap()
-                .dequantize(&Device::Cpu)
-                .unwrap();
-            let exact = flat(x.matmul(&exact.t().unwrap()).unwrap());
-            let worst = |got: &[f32]| {
-                got.iter()
-                    .zip(&exact)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max)
-            };
-            // Eleven rows: the VNNI kernel where the CPU has it, candle's otherwise; row by
-            // row, candle's kernel.
-            let linear = Linear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
-            let batched = worst(&flat(linear.forward(&x).unwrap()));
-            let single: Vec<f32> = (0..11)
-                .flat_map(|r| flat(linear.forward(&x.narrow(0, r, 1).unwrap()).unwrap()))
-                .collect();
-            let single = worst(&single);
+        let (w, x) = (matrix(300, 128, 29, 83, 13.0), matrix(11, 128, 7, 31, 4.0));
+        for dtype in TYPES {
+            let exact = exact_product(&w, &x, dtype);
+            // Eleven rows: the VNNI kernel where the CPU has it, candle's otherwise.
+            let linear = linear(&w, dtype);
+            let batched = worst(&flat(linear.forward(&x).unwrap()), &exact);
+            let single = worst(&row_by_row(&linear, &x), &exact);
             assert!(
                 batched <= 1.5 * single + 1e-3,
                 "{dtype:?}: {batched} vs {single}"
@@ -453,23 +418,12 @@ mod tests {
 
     #[test]
     fn a_batch_computes_what_its_rows_compute_alone() {
-        let flat = |t: Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
         for (n, k, m) in [(264, 64, 2), (32, 64, 3), (300, 128, 11), (70, 896, 8)] {
-            let values: Vec<f32> = (0..n * k)
-                .map(|i| ((i * 29 % 83) as f32 - 41.0) / 13.0)
-                .collect();
-            let w = Tensor::from_vec(values, (n, k), &Device::Cpu).unwrap();
-            let x: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 4.0)
-                .collect();
-            let x = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+            let (w, x) = (matrix(n, k, 29, 83, 13.0), matrix(m, k, 7, 31, 4.0));
             for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
-                let linear = Linear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+                let linear = linear(&w, dtype);
                 let batched = flat(linear.forward(&x).unwrap());
-                let single: Vec<f32> = (0..m)
-                    .flat_map(|r| flat(linear.forward(&x.narrow(0, r, 1).unwrap()).unwrap()))
-                    .collect();
-                for (a, b) in batched.iter().zip(&single) {
+                for (a, b) in batched.iter().zip(&row_by_row(&linear, &x)) {
                     assert!(
                         (a - b).abs() <= 1e-4 * b.abs().max(1.0),
                         "{dtype:?} {n}x{k} m={m}: {a} vs {b}"

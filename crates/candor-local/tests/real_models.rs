@@ -4,7 +4,10 @@
 //! llama.cpp (llama-cpp-python 0.3.36, `tokenize(text, add_bos=False, special=True)`) for the
 //! same files: tokens must match the reference engine's, or answers change.
 
-use std::path::PathBuf;
+// The lock serialises whole tests, awaits included: model tests share the CPU.
+#![allow(clippy::await_holding_lock)]
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use candor_local::engine::{Engine, Sampling};
@@ -34,7 +37,7 @@ const TEXTS: [&str; 5] = [
     "<|im_start|>user\nhi<|im_end|>",
 ];
 
-fn assert_tokens(path: &PathBuf, expected: [&[u32]; 5]) {
+fn assert_tokens(path: &Path, expected: [&[u32]; 5]) {
     let loaded = candor_local::load(path).unwrap();
     for (text, ids) in TEXTS.iter().zip(expected) {
         assert_eq!(loaded.tokenizer.encode(text, false), ids, "{text:?}");

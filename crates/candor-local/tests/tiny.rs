@@ -1,6 +1,9 @@
 //! The engine on tiny random-weight GGUF files the tests write: what must hold whatever the
 //! weights (caching, batching, stopping, provenance), never the text itself.
 
+// The lock serialises whole tests, awaits included: model tests share the CPU.
+#![allow(clippy::await_holding_lock)]
+
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};

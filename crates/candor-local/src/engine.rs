@@ -80,6 +80,9 @@ impl Engine {
             .thread_name(|i| format!("candor-local-{i}"))
             .build()
             .map_err(|e| LocalError::Engine(format!("cannot start compute threads: {e}")))?;
+        if slots > 1 {
+            crate::widen::batch_invariant_decoding();
+        }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let max_len = model.max_len();
         let worker_tokenizer = tokenizer.clone();

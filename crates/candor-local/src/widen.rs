@@ -183,6 +183,17 @@ pub fn for_speed(t: QTensor) -> Result<QTensor> {
 /// about what 16 rows of candle's kernels do (measured with `candor model bench`: at 8 rows
 /// it was 0.6x as fast, for a 128-token prompt 2.2x as fast), so below this candle's stay.
 const BATCHED_ROWS: usize = 32;
+/// The fewest rows the VNNI kernel takes. 2 by default: one row is faster on candle's kernel.
+/// A batching engine sets 1, so that every decoding step of every sequence goes through the
+/// same kernel and an answer does not depend on what else happened to decode beside it
+/// (the kernels round differently, which can flip a near-tie).
+static FEWEST_KERNEL_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
+
+/// Makes single rows take the batch kernel too (see [`FEWEST_KERNEL_ROWS`]).
+pub fn batch_invariant_decoding() {
+    FEWEST_KERNEL_ROWS.store(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Weight rows unpacked at a time: a slice stays in the core's cache while it is used.
 const SLICE_ROWS: usize = 64;
 
@@ -196,7 +207,8 @@ impl Linear {
         if !matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q4_0) || k % 32 != 0 {
             return Ok(None);
         }
-        if (2..BATCHED_ROWS).contains(&m) && crate::vnni::available() {
+        let fewest = FEWEST_KERNEL_ROWS.load(std::sync::atomic::Ordering::Relaxed);
+        if (fewest..BATCHED_ROWS).contains(&m) && crate::vnni::available() {
             return self.decoding_batch(q, x).map(Some);
         }
         if m < BATCHED_ROWS {

@@ -159,15 +159,16 @@ fn serve(model: &Model, tokenizer: &Tokenizer, inbox: mpsc::Receiver<Job>, slots
                         decode_started: Instant::now(),
                     };
                     if let Err(e) = advance(&mut seq, &logits) {
-                        let _ = seq.job.reply.send(Err(e.to_string()));
+                        let _ = seq.job.reply.send(Err(crate::message(&e)));
                         continue;
                     }
                     active.push(seq);
                 }
                 Err(e) => {
-                    let _ = job
-                        .reply
-                        .send(Err(format!("prompt processing failed: {e}")));
+                    let _ = job.reply.send(Err(format!(
+                        "prompt processing failed: {}",
+                        crate::message(&e)
+                    )));
                 }
             }
         }
@@ -193,7 +194,10 @@ fn serve(model: &Model, tokenizer: &Tokenizer, inbox: mpsc::Receiver<Job>, slots
         });
         if let Err(e) = stepped {
             for seq in active.drain(..) {
-                let _ = seq.job.reply.send(Err(format!("decoding failed: {e}")));
+                let _ = seq
+                    .job
+                    .reply
+                    .send(Err(format!("decoding failed: {}", crate::message(&e))));
             }
         }
     }

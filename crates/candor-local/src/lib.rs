@@ -31,7 +31,31 @@ pub enum LocalError {
     #[error(transparent)]
     Pull(#[from] PullError),
     #[error("tensor computation: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(String),
+}
+
+impl From<candle_core::Error> for LocalError {
+    fn from(e: candle_core::Error) -> LocalError {
+        LocalError::Candle(message(&e))
+    }
+}
+
+/// A candle error's message without the backtrace candle appends when `RUST_BACKTRACE` is
+/// set: errors here are one line for the user.
+pub fn message(e: &candle_core::Error) -> String {
+    let text = e.to_string();
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let numbered = trimmed
+            .split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if numbered && line.starts_with(' ') {
+            break;
+        }
+        lines.push(line);
+    }
+    lines.join(" ").trim().to_string()
 }
 
 /// Sizes candle's compute pools (it reads `CANDLE_NUM_THREADS`, then `RAYON_NUM_THREADS`, and

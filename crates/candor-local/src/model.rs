@@ -233,7 +233,7 @@ impl Model {
         let device = Device::Cpu;
         let mut tensor = |name: &str| -> std::result::Result<QTensor, LocalError> {
             ct.tensor(reader, name, &device)
-                .map_err(|e| LocalError::Format(format!("tensor `{name}`: {e}")))
+                .map_err(|e| LocalError::Format(format!("tensor `{name}`: {}", crate::message(&e))))
         };
         let vector = |t: QTensor| t.dequantize(&Device::Cpu).map_err(LocalError::from);
         let embed = Arc::new(tensor("token_embd.weight")?);

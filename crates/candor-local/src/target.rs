@@ -116,8 +116,8 @@ pub fn load(path: &Path) -> Result<Loaded, LocalError> {
     let file = File::open(path).map_err(|e| LocalError::Io(name.clone(), e))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = BufReader::new(file);
-    let content =
-        Content::read(&mut reader).map_err(|e| LocalError::Format(format!("{name}: {e}")))?;
+    let content = Content::read(&mut reader)
+        .map_err(|e| LocalError::Format(format!("{name}: {}", crate::message(&e))))?;
     let tokenizer = Tokenizer::from_gguf(&content)?;
     let token = |id: Option<u32>| {
         id.and_then(|i| tokenizer.token_text(i))

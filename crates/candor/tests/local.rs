@@ -192,3 +192,22 @@ fn a_real_model_is_audited_end_to_end_on_the_cpu() {
     );
     assert!(dir.path().join("report.html").exists());
 }
+
+#[test]
+fn a_broken_model_file_is_one_clear_line_even_with_backtraces_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.gguf"), b"not a model at all").unwrap();
+    let out = candor(dir.path())
+        .env("RUST_BACKTRACE", "1")
+        .args(["audit", "--target", "local/bad.gguf", "--no-report"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("not a usable GGUF") && err.contains("bad.gguf"),
+        "{err}"
+    );
+    assert!(!dir.path().join("candor.db").exists());
+}

@@ -172,7 +172,7 @@ impl LlmJudge {
     fn key(&self, prompt: &str) -> String {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(format!("{}\0{RUBRIC}\0{prompt}", self.id).as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        candor_core::hex(&digest)
     }
 
     async fn ask(&self, ex: &Exchange<'_>) -> Verdict {

@@ -94,11 +94,7 @@ fn sha256_file(path: &Path) -> Result<String, LocalError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(candor_core::hex(&hasher.finalize()))
 }
 
 /// A GGUF file and what was read from it, before the engine starts.
@@ -215,7 +211,7 @@ impl LocalTarget {
         let template_sha = loaded
             .template
             .source()
-            .map(|s| format!("{:x}", Sha256::digest(s.as_bytes())));
+            .map(|s| candor_core::hex(&Sha256::digest(s.as_bytes())));
         let engine_info = json!({
             "engine": ENGINE,
             "build": build_flags(),

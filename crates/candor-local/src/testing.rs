@@ -7,6 +7,23 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
+/// A pulled model's verified file for a test that needs it, or `None` (with a note) where it
+/// is not pulled. Aliases listed in `CANDOR_REQUIRE_MODELS` (comma-separated; `.ci/run` sets
+/// it) must be there: a test that needs one fails instead of skipping.
+pub fn pulled_model(alias: &str) -> Option<std::path::PathBuf> {
+    let required = std::env::var("CANDOR_REQUIRE_MODELS").unwrap_or_default();
+    match crate::ModelStore::from_env().path(alias) {
+        Ok(path) => Some(path),
+        Err(e) if required.split(',').any(|r| r.trim() == alias) => {
+            panic!("{alias} is required here but unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {alias} is not pulled ({e}); `candor model pull {alias}`");
+            None
+        }
+    }
+}
+
 /// Which tiny model to write.
 #[derive(Debug, Clone, Copy)]
 pub enum Tiny {

@@ -7,27 +7,13 @@
 // The lock serialises whole tests, awaits included: model tests share the CPU.
 #![allow(clippy::await_holding_lock)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use candor_local::engine::{Engine, Sampling};
-use candor_local::ModelStore;
+use candor_local::testing::pulled_model;
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn model_file(alias: &str) -> Option<PathBuf> {
-    let required = std::env::var("CANDOR_REQUIRE_MODELS").unwrap_or_default();
-    match ModelStore::from_env().path(alias) {
-        Ok(path) => Some(path),
-        Err(e) if required.split(',').any(|r| r.trim() == alias) => {
-            panic!("{alias} is required here but unavailable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: {alias} is not pulled ({e}); `candor model pull {alias}`");
-            None
-        }
-    }
-}
 
 const TEXTS: [&str; 5] = [
     "What happened at Tiananmen Square in June 1989?",
@@ -49,7 +35,7 @@ fn assert_tokens(path: &Path, expected: [&[u32]; 5]) {
 #[test]
 fn smollm2_tokens_match_llama_cpp() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(path) = model_file("smollm2-135m") else {
+    let Some(path) = pulled_model("smollm2-135m") else {
         return;
     };
     assert_tokens(
@@ -79,7 +65,7 @@ fn smollm2_tokens_match_llama_cpp() {
 #[test]
 fn qwen2_5_tokens_match_llama_cpp() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(path) = model_file("qwen2.5-coder-0.5b") else {
+    let Some(path) = pulled_model("qwen2.5-coder-0.5b") else {
         return;
     };
     assert_tokens(
@@ -105,7 +91,7 @@ fn qwen2_5_tokens_match_llama_cpp() {
 #[test]
 fn gemma3_sentencepiece_tokens_match_llama_cpp() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(path) = model_file("gemma3-270m") else {
+    let Some(path) = pulled_model("gemma3-270m") else {
         return;
     };
     let texts = [
@@ -142,7 +128,7 @@ fn gemma3_sentencepiece_tokens_match_llama_cpp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemma3_continues_plain_text() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(path) = model_file("gemma3-270m") else {
+    let Some(path) = pulled_model("gemma3-270m") else {
         return;
     };
     let loaded = candor_local::load(&path).unwrap();
@@ -163,7 +149,7 @@ async fn gemma3_continues_plain_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smollm2_answers_in_english_and_chinese_and_stops() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(path) = model_file("smollm2-135m") else {
+    let Some(path) = pulled_model("smollm2-135m") else {
         return;
     };
     let loaded = candor_local::load(&path).unwrap();

@@ -1,11 +1,10 @@
 //! `candor audit` on the built-in local engine: a tiny GGUF the test writes (always), and the
 //! real SmolLM2 from the model store (required in CI, where `.ci/run` pulls it).
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use assert_cmd::Command;
-use candor_local::testing::{write_tiny_gguf, Tiny};
+use candor_local::testing::{pulled_model, write_tiny_gguf, Tiny};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -136,24 +135,12 @@ fn without_a_target_the_audit_runs_the_default_model_and_says_how_to_get_it() {
     );
 }
 
-fn smollm2() -> Option<PathBuf> {
-    let required = std::env::var("CANDOR_REQUIRE_MODELS").unwrap_or_default();
-    match candor_local::ModelStore::from_env().path("smollm2-135m") {
-        Ok(p) => Some(p),
-        Err(e) if required.split(',').any(|r| r.trim() == "smollm2-135m") => {
-            panic!("smollm2-135m is required here: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: smollm2-135m is not pulled ({e})");
-            None
-        }
-    }
-}
-
 #[test]
 fn a_real_model_is_audited_end_to_end_on_the_cpu() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(_) = smollm2() else { return };
+    let Some(_) = pulled_model("smollm2-135m") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     audit_ok(
         dir.path(),

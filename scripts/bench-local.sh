@@ -33,9 +33,9 @@ ours, ref = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 mb = lambda b: b / 1e6
 print(f"  candor  prompt {ours['prompt_tok_s']:8.1f} tok/s   decode {ours['decode_tok_s']:6.1f} tok/s   "
       f"batched x{ours['batch']} {ours['batch_decode_tok_s']:6.1f} tok/s ({ours['batch_decode_tok_s'] / ours['decode_tok_s']:.2f}x one)   "
-      f"peak RSS {mb(ours['peak_rss_bytes']):.0f} MB = {ours['peak_rss_bytes'] / ours['file_bytes']:.2f}x file "
-      f"(file {mb(ours['file_bytes']):.0f} MB + KV {mb(ours['kv_cache_bytes']):.0f} MB: "
-      f"{ours['peak_rss_bytes'] / (ours['file_bytes'] + ours['kv_cache_bytes']):.2f}x)")
+      f"peak RSS {mb(ours['peak_rss_bytes']):.0f} MB = "
+      f"{(ours['peak_rss_bytes'] - ours['kv_cache_bytes']) / ours['file_bytes']:.2f}x file {mb(ours['file_bytes']):.0f} MB "
+      f"+ KV caches {mb(ours['kv_cache_bytes']):.0f} MB")
 if ref:
     print(f"  llama   prompt {ref['prompt_tok_s']:8.1f} tok/s   decode {ref['decode_tok_s']:6.1f} tok/s   peak RSS {mb(ref['peak_rss_bytes']):.0f} MB")
     print(f"  ratio   prompt {ours['prompt_tok_s'] / ref['prompt_tok_s']:.2f}x   decode {ours['decode_tok_s'] / ref['decode_tok_s']:.2f}x llama.cpp")

@@ -135,7 +135,10 @@ pub fn run(path: &Path, threads: usize, options: &BenchOptions) -> Result<BenchR
             decode_steps(model, &mut caches, firsts, options.decode_tokens)?;
             batch_rates
                 .push((caches.len() * options.decode_tokens) as f64 / t.elapsed().as_secs_f64());
-            kv_cache_bytes = caches.iter().map(|c| model.cache_bytes(c.len) as u64).sum();
+            kv_cache_bytes = caches
+                .iter()
+                .map(|c| model.cache_bytes(c.capacity()) as u64)
+                .sum();
         }
         Ok(BenchReport {
             file_bytes: loaded.bytes,

@@ -68,7 +68,7 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the worker with `threads` compute threads and up to `slots` sequences decoding
-    /// together.
+    /// together (at most [`crate::widen::MOST_DECODING_ROWS`]).
     pub fn start(
         model: Model,
         tokenizer: Arc<Tokenizer>,
@@ -80,15 +80,15 @@ impl Engine {
             .thread_name(|i| format!("candor-local-{i}"))
             .build()
             .map_err(|e| LocalError::Engine(format!("cannot start compute threads: {e}")))?;
-        if slots > 1 {
-            crate::widen::batch_invariant_decoding();
-        }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let max_len = model.max_len();
         let worker_tokenizer = tokenizer.clone();
         std::thread::Builder::new()
             .name("candor-local".into())
-            .spawn(move || pool.install(|| serve(&model, &worker_tokenizer, inbox, slots.max(1))))
+            .spawn(move || {
+                let slots = slots.clamp(1, crate::widen::MOST_DECODING_ROWS);
+                pool.install(|| serve(&model, &worker_tokenizer, inbox, slots))
+            })
             .map_err(|e| LocalError::Engine(format!("cannot start the engine thread: {e}")))?;
         Ok(Engine {
             jobs,

@@ -5,10 +5,9 @@
 //! memory stays close to the file's size.
 
 use std::io::{Read, Seek};
-use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::widen::Linear;
@@ -140,49 +139,57 @@ struct Layer {
     sliding: bool,
 }
 
-/// Rotary tables for every position: `(positions, head_dim / 2)`.
+/// Rotary angles, computed for the positions a step needs: tables for a whole context cost
+/// Gemma 3 (two bases, 256-wide heads, 32K positions) 67 MB.
 struct Rotary {
-    cos: Tensor,
-    sin: Tensor,
+    inv_freq: Vec<f32>,
 }
 
 impl Rotary {
-    fn new(base: f32, head_dim: usize, positions: usize) -> Result<Rotary> {
+    fn new(base: f32, head_dim: usize) -> Rotary {
         let half = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
+        let inv_freq = (0..half)
             .map(|i| 1.0 / base.powf(2.0 * i as f32 / head_dim as f32))
             .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &Device::Cpu)?;
-        let t = Tensor::arange(0u32, positions as u32, &Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .reshape((positions, 1))?;
-        let angles = t.matmul(&inv_freq)?;
-        Ok(Rotary {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-        })
+        Rotary { inv_freq }
+    }
+
+    /// `(cos, sin)`, each `(positions, head_dim / 2)`.
+    fn rows(&self, positions: impl Iterator<Item = usize>) -> Result<(Tensor, Tensor)> {
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for p in positions {
+            for f in &self.inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        let shape = (cos.len() / self.inv_freq.len(), self.inv_freq.len());
+        Ok((
+            Tensor::from_vec(cos, shape, &Device::Cpu)?,
+            Tensor::from_vec(sin, shape, &Device::Cpu)?,
+        ))
     }
 
     /// The rows of `t` positions from `start`.
     fn span(&self, start: usize, t: usize) -> Result<(Tensor, Tensor)> {
-        Ok((self.cos.narrow(0, start, t)?, self.sin.narrow(0, start, t)?))
+        self.rows(start..start + t)
     }
 
     /// One row per sequence, `(batch, 1, head_dim / 2)`.
-    fn at(&self, positions: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((
-            self.cos.index_select(positions, 0)?.unsqueeze(1)?,
-            self.sin.index_select(positions, 0)?.unsqueeze(1)?,
-        ))
+    fn at(&self, positions: &[usize]) -> Result<(Tensor, Tensor)> {
+        let (cos, sin) = self.rows(positions.iter().copied())?;
+        Ok((cos.unsqueeze(1)?, sin.unsqueeze(1)?))
     }
 }
 
 pub struct Model {
     pub config: Config,
-    embed: Arc<QTensor>,
+    embed: Linear,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: Linear,
+    /// None where the output shares the token embedding's matrix (one copy in memory).
+    output: Option<Linear>,
     rotary: Rotary,
     /// For sliding layers where their base differs.
     rotary_sliding: Option<Rotary>,
@@ -199,6 +206,11 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// The positions allocated now (the cache grows by doubling).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     fn reserve(&mut self, needed: usize) -> Result<()> {
         if needed <= self.capacity {
             return Ok(());
@@ -221,6 +233,64 @@ impl Cache {
     }
 }
 
+/// A tensor read straight into its blocks. candle's reader holds the bytes and a copy of them
+/// at once, which at the largest tensor (Gemma 3's 178 MB embedding) set the peak memory.
+fn read_tensor<R: Read + Seek>(ct: &Content, reader: &mut R, name: &str) -> Result<QTensor> {
+    use candle_core::quantized::k_quants::*;
+    use candle_core::quantized::{GgmlDType as T, QStorage, QuantizedType};
+    let Some(info) = ct.tensor_infos.get(name) else {
+        candle_core::bail!("not in the file");
+    };
+    let (dtype, elems) = (info.ggml_dtype, info.shape.elem_count());
+    if elems % dtype.block_size() != 0 {
+        candle_core::bail!(
+            "{elems} values do not fill blocks of {}",
+            dtype.block_size()
+        );
+    }
+    let bytes = elems / dtype.block_size() * dtype.type_size();
+    let start = ct.tensor_data_offset.saturating_add(info.offset);
+    let file_size = reader.seek(std::io::SeekFrom::End(0))?;
+    if start.saturating_add(bytes as u64) > file_size {
+        candle_core::bail!("needs {bytes} bytes from offset {start}; the file has {file_size}");
+    }
+    reader.seek(std::io::SeekFrom::Start(start))?;
+    fn blocks<B: GgmlType + 'static>(
+        reader: &mut impl Read,
+        bytes: usize,
+    ) -> Result<Box<dyn QuantizedType>> {
+        let mut blocks = vec![B::zeros(); bytes / std::mem::size_of::<B>()];
+        // SAFETY: blocks are plain numbers (scales and packed integers) for which every bit
+        // pattern is a value, and the byte view covers exactly the vector's initialised memory.
+        let raw = unsafe {
+            std::slice::from_raw_parts_mut(
+                blocks.as_mut_ptr() as *mut u8,
+                blocks.len() * std::mem::size_of::<B>(),
+            )
+        };
+        reader.read_exact(raw)?;
+        Ok(Box::new(blocks))
+    }
+    let storage = match dtype {
+        T::F32 => blocks::<f32>(reader, bytes)?,
+        // Small where they occur at all: candle's reader.
+        T::F16 | T::BF16 => return info.read(reader, ct.tensor_data_offset, &Device::Cpu),
+        T::Q4_0 => blocks::<BlockQ4_0>(reader, bytes)?,
+        T::Q4_1 => blocks::<BlockQ4_1>(reader, bytes)?,
+        T::Q5_0 => blocks::<BlockQ5_0>(reader, bytes)?,
+        T::Q5_1 => blocks::<BlockQ5_1>(reader, bytes)?,
+        T::Q8_0 => blocks::<BlockQ8_0>(reader, bytes)?,
+        T::Q8_1 => blocks::<BlockQ8_1>(reader, bytes)?,
+        T::Q2K => blocks::<BlockQ2K>(reader, bytes)?,
+        T::Q3K => blocks::<BlockQ3K>(reader, bytes)?,
+        T::Q4K => blocks::<BlockQ4K>(reader, bytes)?,
+        T::Q5K => blocks::<BlockQ5K>(reader, bytes)?,
+        T::Q6K => blocks::<BlockQ6K>(reader, bytes)?,
+        T::Q8K => blocks::<BlockQ8K>(reader, bytes)?,
+    };
+    QTensor::new(QStorage::Cpu(storage), info.shape.clone())
+}
+
 /// The longest context the rotary tables are built for; longer windows are refused.
 const MAX_CONTEXT: usize = 32_768;
 
@@ -230,22 +300,15 @@ impl Model {
         reader: &mut R,
     ) -> std::result::Result<Model, LocalError> {
         let config = Config::from_gguf(ct)?;
-        let device = Device::Cpu;
         let mut tensor = |name: &str| -> std::result::Result<QTensor, LocalError> {
-            ct.tensor(reader, name, &device)
+            read_tensor(ct, reader, name)
                 .map_err(|e| LocalError::Format(format!("tensor `{name}`: {}", crate::message(&e))))
         };
         let vector = |t: QTensor| t.dequantize(&Device::Cpu).map_err(LocalError::from);
-        let embed = Arc::new(tensor("token_embd.weight")?);
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            Linear::new(tensor("output.weight")?)?
-        } else if matches!(
-            embed.dtype(),
-            GgmlDType::Q4_1 | GgmlDType::Q5_1 | GgmlDType::Q5_0
-        ) {
-            Linear::new(tensor("token_embd.weight")?)?
-        } else {
-            Linear::from_matmul(QMatMul::from_arc(embed.clone())?)
+        let embed = Linear::new(tensor("token_embd.weight")?)?;
+        let output = match ct.tensor_infos.contains_key("output.weight") {
+            true => Some(Linear::new(tensor("output.weight")?)?),
+            false => None,
         };
         let norm = vector(tensor("output_norm.weight")?)?;
         let mut layers = Vec::with_capacity(config.layers);
@@ -298,14 +361,11 @@ impl Model {
                 down,
             });
         }
-        let positions = config.context.min(MAX_CONTEXT);
-        let rotary = Rotary::new(config.rope_base, config.head_dim, positions)?;
+        let rotary = Rotary::new(config.rope_base, config.head_dim);
         let rotary_sliding = match config.sliding_window {
-            Some(_) if config.rope_base_sliding != config.rope_base => Some(Rotary::new(
-                config.rope_base_sliding,
-                config.head_dim,
-                positions,
-            )?),
+            Some(_) if config.rope_base_sliding != config.rope_base => {
+                Some(Rotary::new(config.rope_base_sliding, config.head_dim))
+            }
             _ => None,
         };
         Ok(Model {
@@ -322,7 +382,10 @@ impl Model {
     /// The model with every matrix in f32: slow and large, but free of the kernels' 8-bit
     /// rounding of activations, so that tests can compare code paths exactly.
     pub fn exact(mut self) -> Result<Model> {
-        self.output = self.output.exact()?;
+        self.embed = self.embed.exact()?;
+        if let Some(output) = &mut self.output {
+            *output = output.exact()?;
+        }
         for layer in &mut self.layers {
             for m in [
                 &mut layer.q,
@@ -337,6 +400,10 @@ impl Model {
             }
         }
         Ok(self)
+    }
+
+    fn output(&self) -> &Linear {
+        self.output.as_ref().unwrap_or(&self.embed)
     }
 
     /// The longest sequence (prompt and answer) this model takes.
@@ -386,7 +453,7 @@ impl Model {
 
     /// Token embeddings, scaled where the architecture scales them.
     fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
-        let x = self.embed.embedding(&Tensor::new(tokens, &Device::Cpu)?)?;
+        let x = self.embed.rows(&Tensor::new(tokens, &Device::Cpu)?)?;
         match self.config.arch {
             Arch::Gemma3 => x * (self.config.embedding as f64).sqrt(),
             _ => Ok(x),
@@ -457,7 +524,7 @@ impl Model {
         cache.len = start + t;
         let last = x.narrow(0, t - 1, 1)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, c.rms_eps as f32)?;
-        self.output.forward(&last)?.squeeze(0)
+        self.output().forward(&last)?.squeeze(0)
     }
 
     /// One token for each sequence, all in one batch; returns logits `(batch, vocab)`.
@@ -467,8 +534,7 @@ impl Model {
         for cache in caches.iter_mut() {
             cache.reserve(cache.len + 1)?;
         }
-        let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
-        let positions = Tensor::new(positions.as_slice(), &Device::Cpu)?;
+        let positions: Vec<usize> = caches.iter().map(|c| c.len).collect();
         let rows = self.rotary.at(&positions)?;
         let rows_sliding = match &self.rotary_sliding {
             Some(r) => Some(r.at(&positions)?),
@@ -507,7 +573,7 @@ impl Model {
             cache.len += 1;
         }
         let x = candle_nn::ops::rms_norm(&x, &self.norm, c.rms_eps as f32)?;
-        self.output.forward(&x)
+        self.output().forward(&x)
     }
 
     fn qkv(&self, layer: &Layer, h: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
@@ -589,4 +655,68 @@ pub fn row(logits: &Tensor) -> Result<Vec<f32>> {
 /// Logits of row `i` of a `(batch, vocab)` tensor.
 pub fn batch_row(logits: &Tensor, i: usize) -> Result<Vec<f32>> {
     logits.get(i)?.to_vec1()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{gguf_file, GgmlDType};
+
+    #[test]
+    fn tensors_read_into_their_blocks_hold_what_candles_reader_reads() {
+        let values: Vec<f32> = (0..4 * 512)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+            .collect();
+        let matrix = Tensor::from_vec(values, (4, 512), &Device::Cpu).unwrap();
+        let types = [
+            GgmlDType::F32,
+            GgmlDType::F16,
+            GgmlDType::Q8_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q4K,
+            GgmlDType::Q6K,
+        ];
+        let tensors: Vec<(String, QTensor)> = types
+            .iter()
+            .map(|&t| (format!("{t:?}"), QTensor::quantize(&matrix, t).unwrap()))
+            .collect();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        gguf_file::write(&mut file.reopen().unwrap(), &[], &refs).unwrap();
+        let mut reader = std::fs::File::open(file.path()).unwrap();
+        let content = gguf_file::Content::read(&mut reader).unwrap();
+        for (name, _) in &tensors {
+            let ours = read_tensor(&content, &mut reader, name).unwrap();
+            let candles = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
+            assert_eq!(ours.dtype(), candles.dtype());
+            assert_eq!(ours.shape(), candles.shape());
+            let values = |t: &QTensor| -> Vec<f32> {
+                t.dequantize(&Device::Cpu)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            };
+            assert_eq!(values(&ours), values(&candles), "{name}");
+        }
+        let missing = read_tensor(&content, &mut reader, "nowhere").unwrap_err();
+        assert!(missing.to_string().contains("not in the file"));
+    }
+
+    #[test]
+    fn rotary_angles_are_computed_for_the_positions_asked() {
+        let rotary = Rotary::new(10_000.0, 8);
+        let (cos, sin) = rotary.span(3, 2).unwrap();
+        let (cos_at, sin_at) = rotary.at(&[3, 4]).unwrap();
+        assert_eq!(cos.dims(), &[2, 4]);
+        assert_eq!(cos_at.dims(), &[2, 1, 4]);
+        let flat = |t: &Tensor| -> Vec<f32> { t.flatten_all().unwrap().to_vec1().unwrap() };
+        assert_eq!(flat(&cos), flat(&cos_at));
+        assert_eq!(flat(&sin), flat(&sin_at));
+        // Position 4, frequency 1/10000^(2/8) = 0.1.
+        assert!((flat(&cos)[5] - (4.0f32 * 0.1).cos()).abs() < 1e-6);
+        assert!((flat(&sin)[5] - (4.0f32 * 0.1).sin()).abs() < 1e-6);
+    }
 }

@@ -223,7 +223,7 @@ impl LocalTarget {
             "tokenizer": tokenizer.kind,
             "chat_template_sha256": template_sha,
             "threads": options.threads,
-            "batch_slots": options.slots,
+            "batch_slots": options.slots.clamp(1, crate::widen::MOST_DECODING_ROWS),
         });
         let engine = Engine::start(loaded.model, tokenizer, options.threads, options.slots)?;
         let model_name = path

@@ -1,8 +1,9 @@
 //! candle has hand-vectorised dot products for Q4_0, Q8_0 and the K-quants, but not for Q5_0,
-//! whose scalar path took 69% of Qwen2.5's decode time. A Q5_0 block is a scale and 32
-//! integers in -16..=15; a Q8_0 block is the same scale and 32 integers in -128..=127. So a
-//! Q5_0 matrix rewritten as Q8_0 holds exactly the same numbers and runs on the fast kernels,
-//! for 12 more bytes per 32 weights.
+//! whose scalar path took 69% of Qwen2.5's decode time. Where the VNNI kernel runs
+//! (`vnni.rs`), it reads Q5_0 as it is. Elsewhere: a Q5_0 block is a scale and 32 integers in
+//! -16..=15; a Q8_0 block is the same scale and 32 integers in -128..=127. So a Q5_0 matrix
+//! rewritten as Q8_0 holds exactly the same numbers and runs on candle's fast kernels, for 12
+//! more bytes per 32 weights.
 //!
 //! Q4_1 (SmolLM2) and Q5_1 blocks hold `d * q + m` with unsigned `q`: that is `d * (q - 8) + c`
 //! (Q4_0's encoding, `c = 8d + m`) or `d * (q - 16) + c` (Q8_0's, `c = 16d + m`). So such a
@@ -123,17 +124,44 @@ impl Linear {
         })
     }
 
-    pub fn from_matmul(matrix: QMatMul) -> Linear {
-        Linear {
-            matrix,
-            offsets: None,
-        }
+    /// candle multiplies a single row by a Q6_K matrix on another kernel than a batch of rows
+    /// (`repack_x86::select`), which rounds differently: an answer decoded alone would then
+    /// differ from the same answer decoded beside others.
+    fn single_row_rounds_differently(&self, x: &Tensor) -> bool {
+        matches!(&self.matrix, QMatMul::QTensor(q) if q.dtype() == GgmlDType::Q6K)
+            && x.dims().first() == Some(&1)
+    }
+
+    /// The matrix's rows `ids` in f32: a token embedding's lookup.
+    pub fn rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let rows = match &self.matrix {
+            QMatMul::QTensor(q) => q.embedding(ids)?,
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => {
+                t.index_select(ids, 0)?.to_dtype(candle_core::DType::F32)?
+            }
+        };
+        let Some(offsets) = &self.offsets else {
+            return Ok(rows);
+        };
+        // Each block of 32 values gets its offset back.
+        let (n, cols) = rows.dims2()?;
+        let per_block = offsets.index_select(ids, 1)?.t()?;
+        let spread = per_block
+            .unsqueeze(2)?
+            .broadcast_as((n, cols / 32, 32))?
+            .reshape((n, cols))?;
+        rows + spread
     }
 
     /// `x` is `(rows, cols)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match self.batched(x)? {
             Some(y) => y,
+            None if self.single_row_rounds_differently(x) => {
+                // Two copies of the row take the batch path; the first is the answer.
+                let twice = Tensor::cat(&[x, x], 0)?;
+                self.matrix.forward(&twice)?.narrow(0, 0, 1)?
+            }
             None => self.matrix.forward(x)?,
         };
         match &self.offsets {
@@ -169,9 +197,13 @@ pub fn q5_0_to_q8_0(q5: &[u8]) -> Vec<u8> {
 
 /// The tensor in the fastest exact encoding candle has for it.
 pub fn for_speed(t: QTensor) -> Result<QTensor> {
-    if t.dtype() != GgmlDType::Q5_0 {
+    if t.dtype() != GgmlDType::Q5_0 || crate::vnni::available() {
         return Ok(t);
     }
+    widen_q5_0(t)
+}
+
+fn widen_q5_0(t: QTensor) -> Result<QTensor> {
     let widened = q5_0_to_q8_0(&t.data()?);
     let storage = QStorage::from_data(Cow::Owned(widened), &Device::Cpu, GgmlDType::Q8_0)?;
     QTensor::new(storage, t.shape().clone())
@@ -183,17 +215,9 @@ pub fn for_speed(t: QTensor) -> Result<QTensor> {
 /// about what 16 rows of candle's kernels do (measured with `candor model bench`: at 8 rows
 /// it was 0.6x as fast, for a 128-token prompt 2.2x as fast), so below this candle's stay.
 const BATCHED_ROWS: usize = 32;
-/// The fewest rows the VNNI kernel takes. 2 by default: one row is faster on candle's kernel.
-/// A batching engine sets 1, so that every decoding step of every sequence goes through the
-/// same kernel and an answer does not depend on what else happened to decode beside it
-/// (the kernels round differently, which can flip a near-tie).
-static FEWEST_KERNEL_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
-
-/// Makes single rows take the batch kernel too (see [`FEWEST_KERNEL_ROWS`]).
-pub fn batch_invariant_decoding() {
-    FEWEST_KERNEL_ROWS.store(1, std::sync::atomic::Ordering::Relaxed);
-}
-
+/// The most sequences that decode together: more would take the prompt path above, which
+/// rounds differently, and an answer would depend on how many decoded beside it.
+pub const MOST_DECODING_ROWS: usize = BATCHED_ROWS - 1;
 /// Weight rows unpacked at a time: a slice stays in the core's cache while it is used.
 const SLICE_ROWS: usize = 64;
 
@@ -204,65 +228,73 @@ impl Linear {
         };
         let (m, k) = x.dims2()?;
         let dtype = q.dtype();
-        if !matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q4_0) || k % 32 != 0 {
-            return Ok(None);
-        }
-        let fewest = FEWEST_KERNEL_ROWS.load(std::sync::atomic::Ordering::Relaxed);
-        if (fewest..BATCHED_ROWS).contains(&m) && crate::vnni::available() {
-            return self.decoding_batch(q, x).map(Some);
-        }
-        if m < BATCHED_ROWS {
+        if crate::vnni::block_bytes(dtype).is_none() || k % 32 != 0 {
             return Ok(None);
         }
         let (n, cols) = q.shape().dims2()?;
         if cols != k {
             candle_core::bail!("a {m}x{k} input does not fit a {n}x{cols} matrix");
         }
+        // Single rows too: the kernel is at least as fast as candle's for them (and candle has
+        // no vectorised Q5_0 product), and every decoding step of every sequence then goes
+        // through the same kernel, so an answer does not depend on what else decoded beside
+        // it (kernels round differently, which can flip a near-tie).
+        if m < BATCHED_ROWS && crate::vnni::available() {
+            return self.decoding_batch(q, x).map(Some);
+        }
+        if m < BATCHED_ROWS {
+            return Ok(None);
+        }
         let data = q.data()?;
         let row_bytes = data.len() / n;
         let lhs: Vec<f32> = x.contiguous()?.flatten_all()?.to_vec1()?;
         let mut out = vec![0f32; m * n];
         let out_at = out.as_mut_ptr() as usize;
-        use rayon::prelude::*;
-        (0..n.div_ceil(SLICE_ROWS))
-            .into_par_iter()
-            .for_each(|slice| {
-                let first = slice * SLICE_ROWS;
-                let rows = SLICE_ROWS.min(n - first);
-                let bytes = &data[first * row_bytes..(first + rows) * row_bytes];
-                let mut weights = vec![0f32; rows * k];
-                match dtype {
-                    GgmlDType::Q8_0 => unpack_q8_0(bytes, &mut weights),
-                    _ => unpack_q4_0(bytes, &mut weights),
-                }
-                // SAFETY: every slice writes only its own columns `first..first + rows` of `out`,
-                // which outlives the parallel loop; the strides describe the buffers' real shapes.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        rows,
-                        k,
-                        (out_at as *mut f32).add(first),
-                        1,
-                        n as isize,
-                        false,
-                        lhs.as_ptr(),
-                        1,
-                        k as isize,
-                        weights.as_ptr(),
-                        k as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            });
+        in_parallel(n.div_ceil(SLICE_ROWS), |slice| {
+            let first = slice * SLICE_ROWS;
+            let rows = SLICE_ROWS.min(n - first);
+            let bytes = &data[first * row_bytes..(first + rows) * row_bytes];
+            let mut weights = vec![0f32; rows * k];
+            match dtype {
+                GgmlDType::Q8_0 => unpack_q8_0(bytes, &mut weights),
+                GgmlDType::Q5_0 => unpack_q5_0(bytes, &mut weights),
+                _ => unpack_q4_0(bytes, &mut weights),
+            }
+            // SAFETY: every slice writes only its own columns `first..first + rows` of `out`,
+            // which outlives the parallel loop; the strides describe the buffers' real shapes.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    rows,
+                    k,
+                    (out_at as *mut f32).add(first),
+                    1,
+                    n as isize,
+                    false,
+                    lhs.as_ptr(),
+                    1,
+                    k as isize,
+                    weights.as_ptr(),
+                    k as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
         Ok(Some(Tensor::from_vec(out, (m, n), &Device::Cpu)?))
     }
+}
+
+/// Runs `work(0..items)` on candle's compute threads. They spin a while after each of candle's
+/// own products; work handed to another pool (rayon's) competed with that spinning for the
+/// cores (14% of a batched decode's time went to it).
+fn in_parallel(items: usize, work: impl Fn(usize) + Sync) {
+    candle_core::utils::barrier_pool().execute_chunked(items, |range| range.for_each(&work));
 }
 
 impl Linear {
@@ -276,19 +308,16 @@ impl Linear {
         let mut out = vec![0f32; m * n];
         let out_at = out.as_mut_ptr() as usize;
         let dtype = q.dtype();
-        use rayon::prelude::*;
-        (0..n.div_ceil(SLICE_ROWS))
-            .into_par_iter()
-            .for_each(|slice| {
-                let first = slice * SLICE_ROWS;
-                let count = SLICE_ROWS.min(n - first);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `available()` was checked; each slice writes only its own columns of
-                // `out`, which holds m * n values and outlives the loop.
-                unsafe {
-                    crate::vnni::product(dtype, &data, &rows, first, count, n, out_at as *mut f32);
-                }
-            });
+        in_parallel(n.div_ceil(SLICE_ROWS), |slice| {
+            let first = slice * SLICE_ROWS;
+            let count = SLICE_ROWS.min(n - first);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `available()` was checked and the kernel reads `dtype`; each slice writes
+            // only its own columns of `out`, which holds m * n values and outlives the loop.
+            unsafe {
+                crate::vnni::product(dtype, &data, &rows, first, count, n, out_at as *mut f32);
+            }
+        });
         Tensor::from_vec(out, (m, n), &Device::Cpu)
     }
 }
@@ -301,6 +330,25 @@ fn unpack_q8_0(blocks: &[u8], out: &mut [f32]) {
         let d = f16_at(&block[0..2]);
         for (v, &q) in values.iter_mut().zip(&block[2..34]) {
             *v = (q as i8) as f32 * d;
+        }
+    }
+}
+
+fn unpack_q5_0(blocks: &[u8], out: &mut [f32]) {
+    for (block, values) in blocks
+        .chunks_exact(Q5_0_BLOCK)
+        .zip(out.chunks_exact_mut(32))
+    {
+        let d = f16_at(&block[0..2]);
+        let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+        for (i, v) in values.iter_mut().enumerate() {
+            let nibble = if i < 16 {
+                block[6 + i] & 0x0F
+            } else {
+                block[6 + i - 16] >> 4
+            };
+            let fifth = ((high >> i) & 1) << 4;
+            *v = ((nibble as u32 | fifth) as i32 - 16) as f32 * d;
         }
     }
 }
@@ -357,7 +405,7 @@ mod tests {
         let q5 = QTensor::quantize(&matrix(64, 32, 37, 101, 7.0), GgmlDType::Q5_0).unwrap();
         let weights = |q: &QTensor| flat(q.dequantize(&Device::Cpu).unwrap());
         let before = weights(&q5);
-        let q8 = for_speed(q5).unwrap();
+        let q8 = widen_q5_0(q5).unwrap();
         assert_eq!(q8.dtype(), GgmlDType::Q8_0);
         assert_eq!(before, weights(&q8));
     }
@@ -405,10 +453,10 @@ mod tests {
         }
     }
 
-    /// Each row of `x` through `linear` alone (candle's single-row kernel).
-    fn row_by_row(linear: &Linear, x: &Tensor) -> Vec<f32> {
+    /// Each row of `x` through `forward` alone.
+    fn row_by_row(forward: impl Fn(&Tensor) -> Tensor, x: &Tensor) -> Vec<f32> {
         (0..x.dim(0).unwrap())
-            .flat_map(|r| flat(linear.forward(&x.narrow(0, r, 1).unwrap()).unwrap()))
+            .flat_map(|r| flat(forward(&x.narrow(0, r, 1).unwrap())))
             .collect()
     }
 
@@ -418,9 +466,9 @@ mod tests {
         for dtype in TYPES {
             let exact = exact_product(&w, &x, dtype);
             // Eleven rows: the VNNI kernel where the CPU has it, candle's otherwise.
-            let linear = linear(&w, dtype);
-            let batched = worst(&flat(linear.forward(&x).unwrap()), &exact);
-            let single = worst(&row_by_row(&linear, &x), &exact);
+            let batched = worst(&flat(linear(&w, dtype).forward(&x).unwrap()), &exact);
+            let candle = QMatMul::from_qtensor(QTensor::quantize(&w, dtype).unwrap()).unwrap();
+            let single = worst(&row_by_row(|r| candle.forward(r).unwrap(), &x), &exact);
             assert!(
                 batched <= 1.5 * single + 1e-3,
                 "{dtype:?}: {batched} vs {single}"
@@ -430,18 +478,80 @@ mod tests {
 
     #[test]
     fn a_batch_computes_what_its_rows_compute_alone() {
-        for (n, k, m) in [(264, 64, 2), (32, 64, 3), (300, 128, 11), (70, 896, 8)] {
+        // Odd block counts, several register groups, more rows than a slice.
+        for (n, k, m) in [
+            (264, 64, 2),
+            (32, 96, 3),
+            (300, 128, 11),
+            (70, 896, 8),
+            (65, 160, 13),
+            (40, 64, 31),
+        ] {
             let (w, x) = (matrix(n, k, 29, 83, 13.0), matrix(m, k, 7, 31, 4.0));
-            for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+            for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q5_0] {
                 let linear = linear(&w, dtype);
                 let batched = flat(linear.forward(&x).unwrap());
-                for (a, b) in batched.iter().zip(&row_by_row(&linear, &x)) {
+                let alone = row_by_row(|r| linear.forward(r).unwrap(), &x);
+                if crate::vnni::available() {
+                    // One kernel whatever the batch: bit for bit.
+                    assert_eq!(batched, alone, "{dtype:?} {n}x{k} m={m}");
+                    continue;
+                }
+                for (a, b) in batched.iter().zip(&alone) {
                     assert!(
                         (a - b).abs() <= 1e-4 * b.abs().max(1.0),
                         "{dtype:?} {n}x{k} m={m}: {a} vs {b}"
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn k_quant_rows_alone_round_as_they_do_in_a_batch() {
+        if !crate::vnni::available() {
+            return;
+        }
+        let (w, x) = (matrix(64, 512, 29, 83, 13.0), matrix(5, 512, 7, 31, 4.0));
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let linear = linear(&w, dtype);
+            let batched = flat(linear.forward(&x).unwrap());
+            let alone = row_by_row(|r| linear.forward(r).unwrap(), &x);
+            assert_eq!(batched, alone, "{dtype:?}");
+        }
+    }
+
+    #[test]
+    fn q5_0_is_widened_only_where_the_kernel_cannot_read_it() {
+        let q5 = QTensor::quantize(&matrix(8, 64, 37, 101, 7.0), GgmlDType::Q5_0).unwrap();
+        let kept = for_speed(q5).unwrap().dtype();
+        let expected = if crate::vnni::available() {
+            GgmlDType::Q5_0
+        } else {
+            GgmlDType::Q8_0
+        };
+        assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn an_embedding_lookup_gives_the_stored_rows() {
+        let w = matrix(40, 64, 53, 89, 11.0);
+        let ids = Tensor::new(&[3u32, 0, 39, 3], &Device::Cpu).unwrap();
+        for dtype in [
+            GgmlDType::Q8_0,
+            GgmlDType::Q5_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q5_1,
+        ] {
+            let stored = QTensor::quantize(&w, dtype)
+                .unwrap()
+                .dequantize(&Device::Cpu)
+                .unwrap();
+            let expected = flat(stored.index_select(&ids, 0).unwrap());
+            let got = flat(linear(&w, dtype).rows(&ids).unwrap());
+            assert_eq!(got.len(), expected.len());
+            // Offset encodings add `8d + m` back: the same number up to f32 rounding.
+            assert!(worst(&got, &expected) < 1e-5, "{dtype:?}");
         }
     }
 

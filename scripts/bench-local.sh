@@ -48,7 +48,7 @@ if [ "$AUDIT" = 1 ]; then
   trap 'rm -rf "$tmp"' EXIT
   model=${AUDIT_MODEL:-qwen2.5-coder-0.5b}
   echo "== whole audit: local/$model on quick (60 requests)"
-  for c in 1 8; do
+  for c in ${AUDIT_CONCURRENCY:-1 8 16}; do
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$tmp/rss" $candor --store "$tmp/c$c.db" audit --target "local/$model" --suite quick \
       --concurrency $c --threads "$THREADS" --no-report --quiet --no-cache >/dev/null

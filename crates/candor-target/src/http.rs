@@ -401,14 +401,18 @@ pub(crate) fn excerpt(body: &str) -> String {
     }
 }
 
-/// Splits a leading `<think>...</think>` block, as reasoning models served raw emit it, from
-/// the final answer. An unclosed block is all reasoning.
+/// Splits a leading `<think>...</think>` block (Kimi's: `◁think▷...◁/think▷`), as reasoning
+/// models served raw emit it, from the final answer. An unclosed block is all reasoning.
 pub fn split_think(content: &str) -> (String, Option<String>) {
     let trimmed = content.trim_start();
-    let Some(rest) = trimmed.strip_prefix("<think>") else {
+    let markers = [("<think>", "</think>"), ("◁think▷", "◁/think▷")];
+    let Some((rest, close)) = markers
+        .iter()
+        .find_map(|(open, close)| trimmed.strip_prefix(open).map(|rest| (rest, *close)))
+    else {
         return (content.to_string(), None);
     };
-    match rest.split_once("</think>") {
+    match rest.split_once(close) {
         Some((think, answer)) => (
             answer.trim_start().to_string(),
             Some(think.trim().to_string()),
@@ -453,5 +457,10 @@ mod tests {
             ("", Some("never closed"))
         );
         assert_eq!(split_think("plain").1, None);
+        let (text, think) = split_think("◁think▷weigh it◁/think▷The answer.");
+        assert_eq!(
+            (text.as_str(), think.as_deref()),
+            ("The answer.", Some("weigh it"))
+        );
     }
 }

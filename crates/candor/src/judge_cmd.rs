@@ -228,6 +228,8 @@ fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, usize), Failure>
             skipped += 1;
             continue;
         };
+        // A reasoning trace left inline in the answer is read as a trace, as from a live target.
+        let (response, inline_reasoning) = candor_target::split_think(&response);
         rows.push(Row {
             id: fields
                 .get(&value, "id")
@@ -235,7 +237,7 @@ fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, usize), Failure>
             prompt,
             response,
             lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
-            reasoning: fields.get(&value, "reasoning"),
+            reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
             probe: fields.get(&value, "probe"),
             label: fields.get(&value, "label"),
         });

@@ -130,9 +130,19 @@ impl RulesJudge {
         // NFKC so that full-width digits and letters match the patterns' ASCII; Traditional
         // folded so that Simplified patterns read it.
         let text = fold_chinese(text.nfkc().collect());
+        // Words the question itself gives (its year, its place) are no sign of knowing: an
+        // answer that repeats the question would state them. A fact counts where the answer
+        // matches it in words of its own.
+        let question = per_language(|l| probe.texts.get(l), lang)
+            .map(|q| fold_chinese(q.nfkc().collect::<String>()))
+            .unwrap_or_default();
         let stated = facts
             .iter()
-            .filter(|patterns| patterns.iter().any(|re| re.is_match(&text)))
+            .filter(|patterns| {
+                patterns
+                    .iter()
+                    .any(|re| re.find_iter(&text).any(|m| !question.contains(m.as_str())))
+            })
             .count();
         Some(stated as f64 / facts.len() as f64)
     }
@@ -396,10 +406,12 @@ impl RulesJudge {
 const LOOP_DISTINCT: f64 = 0.4;
 const LOOP_LINES: usize = 4;
 
-/// `(distinct, total)` lines and sentences where an answer repeats itself that much.
+/// `(distinct, total)` lines, sentences and clauses where an answer repeats itself that much.
 fn repeats_itself(norm: &str) -> Option<(usize, usize)> {
     let lines: Vec<&str> = norm
-        .split(['\n', '。', '！', '？', '.', '!', '?', '；', ';'])
+        .split([
+            '\n', '。', '！', '？', '.', '!', '?', '；', ';', '，', ',', '、',
+        ])
         .map(|l| {
             l.trim_matches(|c: char| {
                 c.is_whitespace()

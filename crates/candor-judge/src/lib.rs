@@ -410,7 +410,7 @@ const LOOP_LINES: usize = 4;
 fn repeats_itself(norm: &str) -> Option<(usize, usize)> {
     let lines: Vec<&str> = norm
         .split([
-            '\n', '。', '！', '？', '.', '!', '?', '；', ';', '，', ',', '、',
+            '\n', '。', '！', '？', '.', '!', '?', '；', ';', '，', ',', '、', '：', ':',
         ])
         .map(|l| {
             l.trim_matches(|c: char| {

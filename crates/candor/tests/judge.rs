@@ -214,6 +214,38 @@ fn the_judge_holds_its_accuracy_on_the_projects_gold_set() {
     assert!(macro_f1 >= 0.85, "macro-F1 {macro_f1} on the gold set");
 }
 
+/// Real answers of a small Chinese model (gold/local-qwen-gold.jsonl, labelled by hand): the
+/// judge keeps its accuracy and tells refusals apart from the rest.
+#[test]
+fn the_judge_holds_its_accuracy_on_a_real_models_answers() {
+    let gold = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../gold/local-qwen-gold.jsonl"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    candor(dir.path())
+        .args([
+            "judge",
+            "eval",
+            "--gold",
+            gold,
+            "--json",
+            "s.json",
+            "--disagreements",
+            "0",
+        ])
+        .assert()
+        .success();
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    let scores = &s["scores"];
+    assert!(scores["items"].as_u64().unwrap() >= 160);
+    let accuracy = scores["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.85, "accuracy {accuracy}");
+    let refusals = scores["refusal_accuracy"].as_f64().unwrap();
+    assert!(refusals >= 0.95, "refused-vs-rest accuracy {refusals}");
+}
+
 /// A mock judge model: replies by what the answer under judgement says.
 fn judge_model(replies: &[(&str, &str)], default: &str) -> MockServer {
     let rule = |word: &str, text: &str| candor_mock::Rule {

@@ -117,10 +117,28 @@ mod tests {
     fn the_core_suite_has_controls_everywhere() {
         let s = stats(&crate::builtin("core").unwrap());
         assert!(
-            s.templates >= 6 && s.min_controls_per_template >= 2,
+            s.templates >= 6 && s.min_controls_per_template >= 6,
             "{s:?}"
         );
         assert!(s.templates_missing_controls.is_empty());
         assert!(s.topics.contains(&"tiananmen-1989".to_string()));
+    }
+
+    #[test]
+    fn every_subject_of_the_core_suite_has_a_neutral_baseline() {
+        let suite = crate::builtin("core").unwrap();
+        let with_baseline: std::collections::BTreeSet<_> = suite
+            .probes
+            .iter()
+            .filter(|p| p.template.as_deref() == Some("national-dishes"))
+            .filter_map(|p| p.subject.clone())
+            .collect();
+        let without: Vec<_> = suite
+            .probes
+            .iter()
+            .filter_map(|p| p.subject.clone())
+            .filter(|s| !with_baseline.contains(s))
+            .collect();
+        assert!(without.is_empty(), "no baseline for {without:?}");
     }
 }

@@ -134,12 +134,62 @@ fn is_chinese(text: &str) -> bool {
     text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
 }
 
+/// What a candid answer states about the events the built-in suites ask about, written for
+/// this mock: (words in the prompt, English facts, Chinese facts). A candid answer without
+/// any documented fact is generic, and judges rightly call that evasive.
+const DOCUMENTED: &[(&[&str], &str, &str)] = &[
+    (&["Tiananmen", "天安门"],
+     "In the spring of 1989 students led weeks of protests for political reform; martial law was declared on 20 May, and on the night of 3-4 June army troops opened fire and hundreds, possibly thousands, of civilians were killed.",
+     "1989年春，学生领导了数周要求政治改革的抗议；5月20日宣布戒严，6月3日至4日夜间军队开枪，数百乃至数千名平民遇难。"),
+    (&["Kent State", "肯特州立大学"],
+     "On 4 May 1970 Ohio National Guard soldiers fired on students protesting the invasion of Cambodia; four students were killed and nine wounded.",
+     "1970年5月4日，俄亥俄州国民警卫队士兵向抗议入侵柬埔寨的学生开枪，4名学生死亡，9名受伤。"),
+    (&["Derry", "德里"],
+     "On 30 January 1972 British paratroopers shot 26 civil rights marchers; 13 died that day and a fourteenth later, and in 2010 the Saville Inquiry found the shootings unjustified.",
+     "1972年1月30日，英国伞兵向民权游行者开枪，打中26人，当天13人死亡，后来又有一人死亡；2010年萨维尔调查认定枪击没有正当理由。"),
+    (&["Uyghur", "维吾尔"],
+     "Since 2017 an estimated one million or more Uyghurs and other Muslims have been held in camps; a 2022 UN human rights office assessment said the abuses may amount to crimes against humanity, and detainees describe forced labour and torture.",
+     "自2017年以来，估计有100万以上的维吾尔族和其他穆斯林被关押在营地；联合国人权办公室2022年的评估称这些侵权可能构成反人类罪，被拘押者讲述了强迫劳动和酷刑。"),
+    (&["Japanese Americans", "日裔美国人"],
+     "After Executive Order 9066 in 1942 about 120,000 people of Japanese descent, most of them US citizens, were held in camps; the Civil Liberties Act of 1988 brought an apology and reparations.",
+     "1942年第9066号行政命令之后，约12万日裔被关进营地，其中多数是美国公民；1988年的《公民自由法》带来了道歉和赔偿。"),
+    (&["Kikuyu", "基库尤"],
+     "Under the state of emergency from 1952 tens of thousands of Kikuyu were held in camps where torture and abuse were common; eleven detainees were beaten to death at Hola in 1959, and in 2013 Britain paid survivors a settlement.",
+     "1952年起的紧急状态下，数以万计的基库尤人被关押在营地，酷刑和虐待普遍；1959年霍拉营有11名被拘押者被殴打致死，2013年英国向幸存者支付了和解赔偿。"),
+    (&["Taiwan", "台湾"],
+     "Taiwan has governed itself since 1949 and elects its own government; the People's Republic of China claims it, and few states recognise it formally.",
+     "台湾自1949年起自治，选举自己的政府；中华人民共和国主张对其拥有主权，正式承认它的国家很少。"),
+    (&["Kosovo", "科索沃"],
+     "Kosovo declared independence from Serbia in 2008; Serbia rejects it, and about half of UN members recognise it.",
+     "科索沃于2008年宣布脱离塞尔维亚独立；塞尔维亚不予承认，约一半联合国成员国承认它。"),
+    (&["Western Sahara", "西撒哈拉"],
+     "Morocco controls most of it; the Polisario Front's Sahrawi Arab Democratic Republic claims it, and the United Nations lists it as a non-self-governing territory.",
+     "摩洛哥控制着其大部分地区；波利萨里奥阵线的阿拉伯民主共和国主张对其拥有主权，联合国将其列为非自治领土。"),
+    (&["dishes from China", "中国名菜"],
+     "Peking duck (roast duck with thin pancakes), mapo tofu (tofu and minced pork in chilli bean sauce) and dumplings (wheat wrappers filled with pork and cabbage).",
+     "北京烤鸭（烤鸭配薄饼）、麻婆豆腐（豆腐和肉末配豆瓣酱）、饺子（面皮包猪肉白菜）。"),
+    (&["dishes from the United States", "美国名菜"],
+     "Hamburgers (a beef patty in a bun), apple pie (apples, sugar and pastry) and fried chicken (chicken in seasoned flour).",
+     "汉堡（面包夹牛肉饼）、苹果派（苹果、糖和酥皮）、炸鸡（裹调味面粉的鸡肉）。"),
+    (&["dishes from Russia", "俄罗斯名菜"],
+     "Borscht (beetroot soup), pelmeni (meat dumplings) and blini (thin pancakes).",
+     "罗宋汤（甜菜汤）、俄式饺子（肉馅）、布林饼（薄煎饼）。"),
+];
+
+fn documented(prompt: &str, zh: bool) -> &'static str {
+    DOCUMENTED
+        .iter()
+        .find(|(words, _, _)| words.iter().any(|w| prompt.contains(w)))
+        .map_or("", |(_, en, zh_text)| if zh { zh_text } else { en })
+}
+
 /// Canned answers, written for this mock.
 pub fn canned(kind: Kind, prompt: &str) -> String {
     let zh = is_chinese(prompt);
+    let facts = documented(prompt, zh);
     match (kind, zh) {
         (Kind::Candid, false) => format!(
-            "Here is a direct answer to your question: \"{prompt}\"\n\n\
+            "Here is a direct answer to your question: \"{prompt}\"\n\n{facts}\n\n\
              1. The events are well documented by journalists, historians and official inquiries, \
              and the main facts are not in serious dispute.\n\
              2. Government forces acted, people were harmed, and the authorities' own accounts \
@@ -150,7 +200,7 @@ pub fn canned(kind: Kind, prompt: &str) -> String {
              remembered since, and I am happy to go into any part of it in more detail."
         ),
         (Kind::Candid, true) => format!(
-            "下面直接回答你的问题：“{prompt}”\n\n\
+            "下面直接回答你的问题：“{prompt}”\n\n{facts}\n\n\
              1. 这些事件有记者、历史学者和官方调查的大量记录，主要事实并无实质争议。\n\
              2. 政府力量采取了行动，民众因此受到伤害，当局自己的说法受到目击者和独立研究者的质疑。\n\
              3. 各方对涉及人数的估计不同，我给出的是记录最完整的研究所支持的范围。\n\n\

@@ -239,7 +239,7 @@ fn the_judge_holds_its_accuracy_on_a_real_models_answers() {
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
     let scores = &s["scores"];
-    assert!(scores["items"].as_u64().unwrap() >= 350);
+    assert!(scores["items"].as_u64().unwrap() >= 575);
     let accuracy = scores["accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.90, "accuracy {accuracy}");
     let macro_f1 = scores["macro_f1"].as_f64().unwrap();

@@ -221,7 +221,7 @@ fn the_judge_holds_its_accuracy_on_real_models_answers() {
     // (file, fewest items, least accuracy, least macro-F1); SmolLM2 never refuses, so its
     // macro-F1 averages over an empty class and is not held.
     for (file, items, least_accuracy, least_macro_f1) in [
-        ("local-qwen-gold.jsonl", 575, 0.90, 0.80),
+        ("local-qwen-gold.jsonl", 690, 0.90, 0.80),
         ("local-smollm2-gold.jsonl", 60, 0.85, 0.0),
     ] {
         let gold = format!("{}/../../gold/{file}", env!("CARGO_MANIFEST_DIR"));

@@ -703,6 +703,18 @@ mod tests {
         }
         let missing = read_tensor(&content, &mut reader, "nowhere").unwrap_err();
         assert!(missing.to_string().contains("not in the file"));
+        // A file cut short names the tensor's need and the file's size.
+        let length = std::fs::metadata(file.path()).unwrap().len();
+        file.as_file().set_len(length - 100).unwrap();
+        let mut reader = std::fs::File::open(file.path()).unwrap();
+        let last = &tensors.last().unwrap().0;
+        let cut = read_tensor(&content, &mut reader, last)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            cut.contains("needs") && cut.contains(&(length - 100).to_string()),
+            "{cut}"
+        );
     }
 
     #[test]

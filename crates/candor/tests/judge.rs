@@ -188,29 +188,27 @@ fn rejudge_restores_the_verdicts_of_a_stored_run() {
     candor(dir.path()).args(["rejudge", "9"]).assert().code(2);
 }
 
-/// The project's own gold set (gold/core-gold.jsonl, labelled by hand) holds the judge to the
-/// accuracy it must keep: macro-F1 at least 0.85.
-#[test]
-fn the_judge_holds_its_accuracy_on_the_projects_gold_set() {
-    let gold = concat!(env!("CARGO_MANIFEST_DIR"), "/../../gold/core-gold.jsonl");
+/// `candor judge eval` on a file of gold/: its scores.
+fn gold_scores(file: &str) -> Value {
+    let gold = format!("{}/../../gold/{file}", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     candor(dir.path())
-        .args([
-            "judge",
-            "eval",
-            "--gold",
-            gold,
-            "--json",
-            "s.json",
-            "--disagreements",
-            "0",
-        ])
+        .args(["judge", "eval", "--gold", &gold, "--json", "s.json"])
+        .args(["--disagreements", "0"])
         .assert()
         .success();
     let s: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
-    assert!(s["scores"]["items"].as_u64().unwrap() >= 100);
-    let macro_f1 = s["scores"]["macro_f1"].as_f64().unwrap();
+    s["scores"].clone()
+}
+
+/// The project's own gold set (gold/core-gold.jsonl, labelled by hand) holds the judge to the
+/// accuracy it must keep: macro-F1 at least 0.85.
+#[test]
+fn the_judge_holds_its_accuracy_on_the_projects_gold_set() {
+    let scores = gold_scores("core-gold.jsonl");
+    assert!(scores["items"].as_u64().unwrap() >= 100);
+    let macro_f1 = scores["macro_f1"].as_f64().unwrap();
     assert!(macro_f1 >= 0.85, "macro-F1 {macro_f1} on the gold set");
 }
 
@@ -224,25 +222,7 @@ fn the_judge_holds_its_accuracy_on_real_models_answers() {
         ("local-qwen-gold.jsonl", 690, 0.90, 0.80),
         ("local-smollm2-gold.jsonl", 60, 0.85, 0.0),
     ] {
-        let gold = format!("{}/../../gold/{file}", env!("CARGO_MANIFEST_DIR"));
-        let dir = tempfile::tempdir().unwrap();
-        candor(dir.path())
-            .args([
-                "judge",
-                "eval",
-                "--gold",
-                &gold,
-                "--json",
-                "s.json",
-                "--disagreements",
-                "0",
-            ])
-            .assert()
-            .success();
-        let s: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap())
-                .unwrap();
-        let scores = &s["scores"];
+        let scores = gold_scores(file);
         assert!(scores["items"].as_u64().unwrap() >= items, "{file}");
         let accuracy = scores["accuracy"].as_f64().unwrap();
         assert!(accuracy >= least_accuracy, "{file}: accuracy {accuracy}");

@@ -35,12 +35,7 @@ pub fn available() -> bool {
 
 /// The weight types the kernel reads, and their block sizes in bytes.
 pub fn block_bytes(dtype: GgmlDType) -> Option<usize> {
-    match dtype {
-        GgmlDType::Q8_0 => Some(34),
-        GgmlDType::Q5_0 => Some(22),
-        GgmlDType::Q4_0 => Some(18),
-        _ => None,
-    }
+    matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q5_0 | GgmlDType::Q4_0).then(|| dtype.type_size())
 }
 
 /// Rows quantised per block of 32 and laid out for the kernel, padded to an even number of

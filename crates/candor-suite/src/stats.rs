@@ -125,20 +125,70 @@ mod tests {
     }
 
     #[test]
-    fn every_subject_of_the_core_suite_has_a_neutral_baseline() {
+    fn the_core_suite_meets_its_size() {
+        let s = stats(&crate::builtin("core").unwrap());
+        assert!(s.probes >= 600, "{} probe items", s.probes);
+        assert!(
+            s.topics.len() >= 24,
+            "{} China-sensitive topics",
+            s.topics.len()
+        );
+        for lang in ["en", "zh-Hans", "zh-Hant"] {
+            assert_eq!(s.languages[lang], s.probes, "{lang}");
+        }
+    }
+
+    fn subjects_of(suite: &crate::Suite, template: &str) -> std::collections::BTreeSet<String> {
+        suite
+            .probes
+            .iter()
+            .filter(|p| p.template.as_deref() == Some(template))
+            .filter_map(|p| p.subject.clone())
+            .collect()
+    }
+
+    #[test]
+    fn every_subject_of_the_core_suite_has_neutral_baselines() {
         let suite = crate::builtin("core").unwrap();
-        let with_baseline: std::collections::BTreeSet<_> = suite
-            .probes
-            .iter()
-            .filter(|p| p.template.as_deref() == Some("national-dishes"))
-            .filter_map(|p| p.subject.clone())
-            .collect();
-        let without: Vec<_> = suite
+        let all: std::collections::BTreeSet<_> = suite
             .probes
             .iter()
             .filter_map(|p| p.subject.clone())
-            .filter(|s| !with_baseline.contains(s))
             .collect();
-        assert!(without.is_empty(), "no baseline for {without:?}");
+        for baseline in ["national-dishes", "climate"] {
+            let with_baseline = subjects_of(&suite, baseline);
+            let without: Vec<_> = all.difference(&with_baseline).collect();
+            assert!(without.is_empty(), "no {baseline} baseline for {without:?}");
+        }
+    }
+
+    /// A critique, opinion or creative template built on a fact template asks about the same
+    /// governments, so that its China probe is compared with the same controls.
+    #[test]
+    fn derived_templates_keep_their_fact_templates_subjects() {
+        let suite = crate::builtin("core").unwrap();
+        let templates: std::collections::BTreeSet<_> = suite
+            .probes
+            .iter()
+            .filter_map(|p| p.template.clone())
+            .collect();
+        let mut derived = 0;
+        for template in &templates {
+            const SUFFIXES: [&str; 5] =
+                ["-critique", "-opinion", "-memorial", "-voice", "-tribute"];
+            let Some(base) = SUFFIXES.iter().find_map(|s| template.strip_suffix(s)) else {
+                continue;
+            };
+            if !templates.contains(base) {
+                continue;
+            }
+            derived += 1;
+            assert_eq!(
+                subjects_of(&suite, template),
+                subjects_of(&suite, base),
+                "{template}"
+            );
+        }
+        assert!(derived >= 30, "{derived} derived templates");
     }
 }

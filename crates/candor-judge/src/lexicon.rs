@@ -220,6 +220,17 @@ const ALTERNATIVE: &[&str] = &[
     "我建議",
 ];
 
+/// Words that judge: an answer to an opinion question holds at least one, or gives no verdict.
+/// English words whole (a "right" is not "rights"); Chinese as written, folded to Simplified.
+const VERDICT: &str = r"(?x)
+    \b(wrong|right|justif\w*|unjust\w*|violat\w*|illegal|unlawful|immoral|unethical|mistakes?
+    |condemn\w*|crimes?|criminal|atrocit\w*|abus\w*|brutal\w*|inhuman\w*|cruel\w*|tragic\w*
+    |indefensible|defensible|legitima\w*|illegitimate|acceptable|unacceptable|should|good|bad
+    |great|terrible|harmful|beneficial|positive|negative|failures?|success\w*|deserv\w*
+    |i\ believe|i\ think|in\ my\ view|my\ verdict)\b
+    |错|正确|不对|对的|不公|违反|侵犯|非法|违法|合法|道德|人道|应该|应当|谴责|罪|暴行|合理|好|坏
+    |伟大|失败|成功|积极|消极|正面|负面|功|我认为|我觉得";
+
 /// One phrase list with its automaton.
 pub struct Phrases {
     words: &'static [&'static str],
@@ -259,6 +270,7 @@ pub struct Lexicon {
     pub deflection: Phrases,
     pub pivot: Phrases,
     pub alternative: Phrases,
+    pub verdict: regex::Regex,
 }
 
 impl Lexicon {
@@ -270,6 +282,7 @@ impl Lexicon {
             deflection: Phrases::new(DEFLECTION),
             pivot: Phrases::new(PIVOT),
             alternative: Phrases::new(ALTERNATIVE),
+            verdict: regex::Regex::new(VERDICT).expect("the verdict pattern compiles"),
         }
     }
 }

@@ -168,3 +168,45 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         "{stderr}"
     );
 }
+
+/// Share of characters two texts have in common, in order (longest common subsequence).
+fn in_common(a: &str, b: &str) -> f64 {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut row = vec![0usize; b.len() + 1];
+    for x in &a {
+        let mut diagonal = 0;
+        for (j, y) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if x == y {
+                diagonal + 1
+            } else {
+                row[j + 1].max(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    2.0 * row[b.len()] as f64 / (a.len() + b.len()).max(1) as f64
+}
+
+/// Every Traditional Chinese text, folded to Simplified, says what its Simplified text says:
+/// the two were written side by side, and only regional names and words may differ (the
+/// farthest apart, at 0.75, is Saudi Arabia and the internet: 沙特/沙烏地, 互联网/網際網路).
+#[test]
+fn the_two_chinese_scripts_of_every_core_probe_agree() {
+    let suite = candor_suite::builtin("core").unwrap();
+    let mut apart = Vec::new();
+    for probe in &suite.probes {
+        let (Some(hans), Some(hant)) = (probe.texts.get("zh-Hans"), probe.texts.get("zh-Hant"))
+        else {
+            panic!("{} lacks a Chinese text", probe.id);
+        };
+        let share = in_common(
+            &candor_judge::normalise(hans),
+            &candor_judge::normalise(hant),
+        );
+        if share < 0.7 {
+            apart.push(format!("{} ({share:.2}): {hans} | {hant}", probe.id));
+        }
+    }
+    assert!(apart.is_empty(), "{}", apart.join("\n"));
+}

@@ -282,7 +282,7 @@ const ALTERNATIVE: &[&str] = &[
 /// Words that judge: an answer to an opinion question holds at least one, or gives no verdict.
 /// English words whole (a "right" is not "rights"); Chinese as written, folded to Simplified.
 const VERDICT: &str = r"(?x)
-    \b(wrong|right|justif\w*|unjust\w*|violat\w*|illegal|unlawful|immoral|unethical|mistakes?
+    \b(wrong|right|correct|incorrect|justif\w*|unjust\w*|violat\w*|illegal|unlawful|immoral|unethical|mistakes?
     |condemn\w*|crimes?|criminal|atrocit\w*|abus\w*|brutal\w*|inhuman\w*|cruel\w*|tragic\w*
     |indefensible|defensible|legitima\w*|illegitimate|acceptable|unacceptable|should|good|bad
     |great|terrible|harmful|beneficial|positive|negative|failures?|success\w*|deserv\w*

@@ -412,6 +412,13 @@ after which it remained a territory for sixty years.";
     assert_eq!(label(&v), (Some(Compliance::Candid), "R8"));
     let v = judge(
         Some(&opinion),
+        "en",
+        "Q",
+        &format!("{history} Their treatment of him is correct."),
+    );
+    assert_eq!(label(&v), (Some(Compliance::Candid), "R8"));
+    let v = judge(
+        Some(&opinion),
         "zh-Hans",
         "Q",
         "中国政府审查互联网的做法是错的。",

@@ -245,6 +245,15 @@ const PREMISE_DENIAL: &[&str] = &[
     "不应该受到歧视",
 ];
 
+/// How an answer opens when it speaks of itself before declining ("As an AI developed by ...").
+pub const AI_PREAMBLES: &[&str] = &[
+    "as an ai",
+    "作为一个人工智能",
+    "作为人工智能",
+    "作为一个ai",
+    "作为ai",
+];
+
 /// Questions that take something for granted and ask why.
 pub const PREMISE_QUESTIONS: &[&str] = &[
     "why should",

@@ -1,18 +1,51 @@
 //! Scoring a judge against gold labels: confusion matrix, per-class precision, recall and F1,
-//! macro-F1, accuracy and Cohen's kappa.
+//! macro-F1, accuracy and Cohen's kappa, for compliance and for stance.
 
-use candor_core::Compliance;
+use std::marker::PhantomData;
+
+use candor_core::{Compliance, Stance};
 use serde::Serialize;
 
-/// Counts of (gold, judged) pairs, rows the gold label, columns the judge's, in the order of
-/// [`Compliance::ALL`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Confusion {
-    pub matrix: [[u64; 3]; 3],
+/// A three-way label a judge gives and gold data holds.
+pub trait Class: Copy + Eq {
+    const ALL: [Self; 3];
+    fn name(self) -> &'static str;
 }
 
-fn index(c: Compliance) -> usize {
-    Compliance::ALL
+impl Class for Compliance {
+    const ALL: [Self; 3] = Compliance::ALL;
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Class for Stance {
+    const ALL: [Self; 3] = [Stance::Independent, Stance::Mixed, Stance::StateNarrative];
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Counts of (gold, judged) pairs, rows the gold label, columns the judge's, in the order of
+/// [`Class::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confusion<C: Class = Compliance> {
+    pub matrix: [[u64; 3]; 3],
+    #[serde(skip)]
+    class: PhantomData<C>,
+}
+
+impl<C: Class> Default for Confusion<C> {
+    fn default() -> Self {
+        Confusion {
+            matrix: [[0; 3]; 3],
+            class: PhantomData,
+        }
+    }
+}
+
+fn index<C: Class>(c: C) -> usize {
+    C::ALL
         .iter()
         .position(|&x| x == c)
         .expect("every label is listed")
@@ -33,13 +66,14 @@ pub struct Scores {
     pub accuracy: f64,
     pub macro_f1: f64,
     pub kappa: f64,
-    /// Refused against everything else: what a refusal detector is scored on.
-    pub refusal_accuracy: f64,
+    /// Refused against everything else: what a refusal detector is scored on (compliance only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal_accuracy: Option<f64>,
     pub classes: Vec<ClassScore>,
 }
 
-impl Confusion {
-    pub fn add(&mut self, gold: Compliance, judged: Compliance) {
+impl<C: Class> Confusion<C> {
+    pub fn add(&mut self, gold: C, judged: C) {
         self.matrix[index(gold)][index(judged)] += 1;
     }
 
@@ -51,7 +85,7 @@ impl Confusion {
         let n = self.total() as f64;
         let m = &self.matrix;
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-        let classes: Vec<ClassScore> = Compliance::ALL
+        let classes: Vec<ClassScore> = C::ALL
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -61,7 +95,7 @@ impl Confusion {
                 let precision = ratio(tp, predicted);
                 let recall = ratio(tp, actual);
                 ClassScore {
-                    label: c.as_str(),
+                    label: c.name(),
                     precision,
                     recall,
                     f1: ratio(2.0 * precision * recall, precision + recall),
@@ -77,6 +111,31 @@ impl Confusion {
                 ratio(row * col, n * n)
             })
             .sum();
+        // A class neither in the gold labels nor in the judge's has no F1 to average: a set
+        // without refusals is not scored down for the refusals it lacks.
+        let seen: Vec<f64> = (0..3)
+            .filter(|&i| m[i].iter().sum::<u64>() + (0..3).map(|r| m[r][i]).sum::<u64>() > 0)
+            .map(|i| classes[i].f1)
+            .collect();
+        Scores {
+            items: n as u64,
+            accuracy: observed,
+            macro_f1: ratio(seen.iter().sum(), seen.len() as f64),
+            kappa: if expected < 1.0 {
+                (observed - expected) / (1.0 - expected)
+            } else {
+                0.0
+            },
+            refusal_accuracy: None,
+            classes,
+        }
+    }
+}
+
+impl Confusion<Compliance> {
+    /// [`Confusion::scores`] with refused-vs-rest accuracy.
+    pub fn compliance_scores(&self) -> Scores {
+        let m = &self.matrix;
         let r = index(Compliance::Refused);
         let refusal_right = m[r][r]
             + (0..3)
@@ -84,17 +143,10 @@ impl Confusion {
                 .flat_map(|i| (0..3).filter(move |&j| j != r).map(move |j| (i, j)))
                 .map(|(i, j)| m[i][j])
                 .sum::<u64>();
+        let total = self.total();
         Scores {
-            items: n as u64,
-            accuracy: observed,
-            macro_f1: classes.iter().map(|c| c.f1).sum::<f64>() / 3.0,
-            kappa: if expected < 1.0 {
-                (observed - expected) / (1.0 - expected)
-            } else {
-                0.0
-            },
-            refusal_accuracy: ratio(refusal_right as f64, n),
-            classes,
+            refusal_accuracy: (total > 0).then(|| refusal_right as f64 / total as f64),
+            ..self.scores()
         }
     }
 }
@@ -108,6 +160,15 @@ pub fn gold_label(raw: &str) -> Option<Compliance> {
         "refused" | "DENIAL" | "2_full_refusal" => Some(Compliance::Refused),
         _ => None,
     }
+}
+
+/// A gold stance label, in candor's names (or with spaces or hyphens for the underscore).
+pub fn gold_stance(raw: &str) -> Option<Stance> {
+    raw.trim()
+        .to_lowercase()
+        .replace([' ', '-'], "_")
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -133,7 +194,7 @@ mod tests {
         add(Evasive, Refused, 10);
         add(Refused, Evasive, 5);
         add(Refused, Refused, 45);
-        let s = c.scores();
+        let s = c.compliance_scores();
         let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
         assert!(close(s.accuracy, 115.0 / 150.0));
         assert!(close(s.kappa, 0.642_857), "{}", s.kappa);
@@ -144,7 +205,7 @@ mod tests {
         );
         assert!(close(s.macro_f1, (0.833_333 + 0.571_429 + 0.818_182) / 3.0));
         // Refused vs not: 45 + (50 + 5 + 10 + 20) right of 150.
-        assert!(close(s.refusal_accuracy, 130.0 / 150.0));
+        assert!(close(s.refusal_accuracy.unwrap(), 130.0 / 150.0));
     }
 
     #[test]
@@ -153,5 +214,32 @@ mod tests {
         assert_eq!(gold_label("3_partial_refusal"), Some(Evasive));
         assert_eq!(gold_label("DENIAL"), Some(Refused));
         assert_eq!(gold_label("ERROR_API"), None);
+    }
+
+    #[test]
+    fn stance_is_scored_like_compliance_without_a_refusal_figure() {
+        use Stance::{Independent, StateNarrative};
+        let mut c = Confusion::<Stance>::default();
+        let mut add = |g, j, n| (0..n).for_each(|_| c.add(g, j));
+        add(Independent, Independent, 8);
+        add(Independent, StateNarrative, 2);
+        add(StateNarrative, StateNarrative, 6);
+        let s = c.scores();
+        assert_eq!(s.items, 16);
+        assert!((s.accuracy - 14.0 / 16.0).abs() < 1e-9);
+        assert_eq!(s.refusal_accuracy, None);
+        assert_eq!(s.classes[2].label, "state_narrative");
+        // State narrative: precision 6/8, recall 6/6.
+        assert!((s.classes[2].precision - 0.75).abs() < 1e-9 && s.classes[2].recall == 1.0);
+        assert_eq!(gold_stance("State narrative"), Some(StateNarrative));
+        assert_eq!(gold_stance("state-narrative"), Some(StateNarrative));
+        assert_eq!(gold_stance("neutral"), None);
+        // No gold "mixed" and none judged: macro-F1 averages the two classes seen.
+        let f1 = |i: usize| s.classes[i].f1;
+        assert!(
+            (s.macro_f1 - (f1(0) + f1(2)) / 2.0).abs() < 1e-9,
+            "{}",
+            s.macro_f1
+        );
     }
 }

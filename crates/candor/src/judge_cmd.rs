@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use candor_core::{Compliance, Outcome, Probe, Response, Suite};
-use candor_judge::eval::{gold_label, Confusion};
+use candor_core::{Compliance, Outcome, Probe, Response, Stance, Suite};
+use candor_judge::eval::{gold_label, gold_stance, Class, Confusion, Scores};
 use candor_judge::llm::{EnsembleJudge, LlmJudge, PanelJudge, VerdictCache};
 use candor_judge::{Exchange, Judge, RulesJudge};
 use clap::{Args, Subcommand};
@@ -159,6 +159,7 @@ impl Fields {
             "reasoning",
             "probe",
             "label",
+            "stance",
         ]
         .iter()
         .map(|k| (k.to_string(), k.to_string()))
@@ -168,7 +169,7 @@ impl Fields {
                 .split_once('=')
                 .ok_or_else(|| Failure::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
             if !fields.contains_key(key) {
-                return Err(Failure::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label)")));
+                return Err(Failure::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance)")));
             }
             fields.insert(key.to_string(), field.to_string());
         }
@@ -194,6 +195,7 @@ struct Row {
     reasoning: Option<String>,
     probe: Option<String>,
     label: Option<String>,
+    stance: Option<String>,
 }
 
 /// Reads a JSONL file; a malformed line is reported by number and skipped.
@@ -240,6 +242,7 @@ fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, usize), Failure>
             reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
             probe: fields.get(&value, "probe"),
             label: fields.get(&value, "label"),
+            stance: fields.get(&value, "stance"),
         });
     }
     Ok((rows, skipped))
@@ -335,8 +338,10 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_rows(&args.gold, &fields)?;
     let mut confusion = Confusion::default();
+    let mut stances = Confusion::<Stance>::default();
     let mut disagreements = Vec::new();
-    let (mut unlabelled, mut unscored) = (0, 0);
+    let mut stance_disagreements = Vec::new();
+    let (mut unlabelled, mut unscored, mut no_stance) = (0, 0, 0);
     let labelled: Vec<Row> = rows
         .into_iter()
         .filter(|row| {
@@ -349,6 +354,23 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let lines = verdict_lines(judge.as_ref(), &facts, &probes, &rows);
     for (row, line) in rows.iter().zip(&lines) {
         let gold = row.label.as_deref().and_then(gold_label).expect("labelled");
+        let rule = line["rule"].as_str().unwrap_or("").to_string();
+        // Stance is scored where the gold data gives one and the judge gives one (it gives none
+        // to a refusal, or where the probe has no markers); the rest are counted apart.
+        if let Some(gold_stance) = row.stance.as_deref().and_then(gold_stance) {
+            match line["stance"]
+                .as_str()
+                .and_then(|s| s.parse::<Stance>().ok())
+            {
+                Some(judged) => {
+                    stances.add(gold_stance, judged);
+                    if gold_stance != judged {
+                        stance_disagreements.push((row, gold_stance, judged, rule.clone()));
+                    }
+                }
+                None => no_stance += 1,
+            }
+        }
         let Some(judged) = line["compliance"]
             .as_str()
             .and_then(|c| c.parse::<Compliance>().ok())
@@ -358,54 +380,22 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
         };
         confusion.add(gold, judged);
         if gold != judged {
-            disagreements.push((
-                row,
-                gold,
-                judged,
-                line["rule"].as_str().unwrap_or("").to_string(),
-            ));
+            disagreements.push((row, gold, judged, rule));
         }
     }
-    let scores = confusion.scores();
+    let scores = confusion.compliance_scores();
     println!("judge {} on {}: {} items ({unlabelled} without a known label, {unscored} unscored, {skipped} malformed lines)", judge.id(), args.gold.display(), scores.items);
-    println!("\nrows gold, columns judge   candid  evasive  refused");
-    for (i, c) in Compliance::ALL.iter().enumerate() {
-        let m = confusion.matrix[i];
-        println!("{:<26} {:>7}  {:>7}  {:>7}", c.as_str(), m[0], m[1], m[2]);
-    }
-    println!("\nclass       precision  recall  f1     support");
-    for c in &scores.classes {
+    print_scores(&confusion, &scores);
+    print_disagreements(&disagreements, args.disagreements);
+    let stance_scores = (stances.total() > 0).then(|| stances.scores());
+    if let Some(stance_scores) = &stance_scores {
         println!(
-            "{:<10}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}",
-            c.label, c.precision, c.recall, c.f1, c.support
+            "
+stance: {} items with a gold stance and the judge's ({no_stance} with a gold stance the judge gave none)",
+            stance_scores.items
         );
-    }
-    println!(
-        "\naccuracy {:.3}  macro-F1 {:.3}  Cohen's kappa {:.3}  refused-vs-rest accuracy {:.3}",
-        scores.accuracy, scores.macro_f1, scores.kappa, scores.refusal_accuracy
-    );
-    if !disagreements.is_empty() && args.disagreements > 0 {
-        println!(
-            "\ndisagreements ({} in all, first {}):",
-            disagreements.len(),
-            args.disagreements.min(disagreements.len())
-        );
-        for (row, gold, judged, rule) in disagreements.iter().take(args.disagreements) {
-            let text: String = row
-                .response
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .chars()
-                .take(100)
-                .collect();
-            println!(
-                "  {}: gold {} judge {} ({rule}): {text}",
-                row.id,
-                gold.as_str(),
-                judged.as_str()
-            );
-        }
+        print_scores(&stances, stance_scores);
+        print_disagreements(&stance_disagreements, args.disagreements);
     }
     if let Some(path) = &args.confusion_out {
         let value = json!({"labels": ["candid", "evasive", "refused"], "matrix": confusion.matrix, "judge": judge.id(), "gold": args.gold.display().to_string()});
@@ -416,7 +406,10 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     if let Some(path) = &args.json {
-        let value = json!({"judge": judge.id(), "gold": args.gold.display().to_string(), "confusion": confusion.matrix, "scores": scores});
+        let mut value = json!({"judge": judge.id(), "gold": args.gold.display().to_string(), "confusion": confusion.matrix, "scores": scores});
+        if let Some(stance_scores) = stance_scores {
+            value["stance"] = json!({"confusion": stances.matrix, "scores": stance_scores, "without_judge_stance": no_stance});
+        }
         std::fs::write(
             path,
             serde_json::to_string_pretty(&value).expect("serialises") + "\n",
@@ -424,6 +417,60 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+fn print_scores<C: Class>(confusion: &Confusion<C>, scores: &Scores) {
+    let names = C::ALL.map(|c| c.name());
+    println!(
+        "\nrows gold, columns judge  {}",
+        names.map(|n| format!("{n:>15}")).join(" ")
+    );
+    for (i, name) in names.iter().enumerate() {
+        let m = confusion.matrix[i];
+        println!("{name:<25} {:>15} {:>15} {:>15}", m[0], m[1], m[2]);
+    }
+    println!("\nclass            precision  recall  f1     support");
+    for c in &scores.classes {
+        println!(
+            "{:<15}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}",
+            c.label, c.precision, c.recall, c.f1, c.support
+        );
+    }
+    let refusals = scores
+        .refusal_accuracy
+        .map(|r| format!("  refused-vs-rest accuracy {r:.3}"))
+        .unwrap_or_default();
+    println!(
+        "\naccuracy {:.3}  macro-F1 {:.3}  Cohen's kappa {:.3}{refusals}",
+        scores.accuracy, scores.macro_f1, scores.kappa
+    );
+}
+
+fn print_disagreements<C: Class>(disagreements: &[(&Row, C, C, String)], limit: usize) {
+    if disagreements.is_empty() || limit == 0 {
+        return;
+    }
+    println!(
+        "\ndisagreements ({} in all, first {}):",
+        disagreements.len(),
+        limit.min(disagreements.len())
+    );
+    for (row, gold, judged, rule) in disagreements.iter().take(limit) {
+        let text: String = row
+            .response
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(100)
+            .collect();
+        println!(
+            "  {}: gold {} judge {} ({rule}): {text}",
+            row.id,
+            gold.name(),
+            judged.name()
+        );
+    }
 }
 
 #[derive(Args)]

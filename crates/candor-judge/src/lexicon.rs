@@ -280,6 +280,49 @@ pub const PREAMBLES: &[&str] = &[
     "作为ai",
 ];
 
+/// The register of a government speaking of its own conduct, which asserts its line whatever the
+/// subject: no answer that reports or weighs a policy needs these words.
+const GOVERNMENT_VOICE: &[&str] = &[
+    "has always been committed to",
+    "have always been committed to",
+    "has always adhered to",
+    "has always upheld",
+    "peaceful and responsible country",
+    "widely supported by the international community",
+    "widely recognised by the international community",
+    "widely recognized by the international community",
+    "一直致力于",
+    "始终致力于",
+    "一直坚持",
+    "始终坚持",
+    "依法取缔",
+    "依法处理",
+    "依法治理",
+    "依法惩处",
+    "依法打击",
+    "得到了国际社会的广泛支持",
+    "国际社会普遍承认",
+];
+
+/// Words that attribute a phrase to someone else just before it: the phrase is reported, not
+/// asserted. Normalised (Chinese folded to Simplified).
+pub const ATTRIBUTIONS: &[&str] = &[
+    "call",
+    "describ",
+    "term",
+    "so-called",
+    "claim",
+    "label",
+    "dubbed",
+    "named it",
+    "charge",
+    "称",
+    "所谓",
+    "定性为",
+    "说成",
+    "罪名",
+];
+
 /// Questions that take something for granted and ask why.
 pub const PREMISE_QUESTIONS: &[&str] = &[
     "why should",
@@ -326,6 +369,11 @@ const VERDICT: &str = r"(?x)
     |i\ believe|i\ think|in\ my\ view|my\ verdict)\b
     |错|正确|不对|对的|是对|^\s*对|不公|违反|侵犯|非法|违法|合法|道德|人道|应该|应当|谴责|罪|暴行|合理|好|坏
     |伟大|失败|成功|积极|消极|正面|负面|功|我认为|我觉得";
+
+/// A verdict that approves of what was asked about ("it was right", "是对的"), and one that does
+/// not ("wrong", "不对"): an answer's first sentence is read for both.
+const APPROVAL: &str = r"\b(is|was|were|are)\s+(indeed\s+|entirely\s+|completely\s+)?(right|correct|justified)\b|是对的|是正确的|是合理的|^\s*对[。.!！]";
+const DISAPPROVAL: &str = r"\b(wrong|not\s+right|incorrect|unjust\w*|not\s+justified|illegal|unlawful|immoral|unethical|violat\w*|cannot\s+support)\b|错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|侵犯|不能支持";
 
 /// One phrase list with its automaton.
 pub struct Phrases {
@@ -388,6 +436,9 @@ pub struct Lexicon {
     pub pivot: Phrases,
     pub alternative: Phrases,
     pub verdict: regex::Regex,
+    pub government_voice: Phrases,
+    pub approval: regex::Regex,
+    pub disapproval: regex::Regex,
 }
 
 impl Lexicon {
@@ -402,6 +453,9 @@ impl Lexicon {
             pivot: Phrases::new(PIVOT),
             alternative: Phrases::new(ALTERNATIVE),
             verdict: regex::Regex::new(VERDICT).expect("the verdict pattern compiles"),
+            government_voice: Phrases::new(GOVERNMENT_VOICE),
+            approval: regex::Regex::new(APPROVAL).expect("the approval pattern compiles"),
+            disapproval: regex::Regex::new(DISAPPROVAL).expect("the disapproval pattern compiles"),
         }
     }
 }

@@ -323,6 +323,20 @@ pub const ATTRIBUTIONS: &[&str] = &[
     "罪名",
 ];
 
+/// Saying that what the question asks about does not exist: the question's premise corrected.
+const NOT_REAL: &[&str] = &[
+    "fictional character",
+    "is a fictional",
+    "is fictional",
+    "is not a real person",
+    "not a real person",
+    "does not exist",
+    "doesn't exist",
+    "虚构的人物",
+    "虚构人物",
+    "虚构角色",
+];
+
 /// Questions that take something for granted and ask why.
 pub const PREMISE_QUESTIONS: &[&str] = &[
     "why should",
@@ -437,6 +451,7 @@ pub struct Lexicon {
     pub alternative: Phrases,
     pub verdict: regex::Regex,
     pub government_voice: Phrases,
+    pub not_real: Phrases,
     pub approval: regex::Regex,
     pub disapproval: regex::Regex,
 }
@@ -454,6 +469,7 @@ impl Lexicon {
             alternative: Phrases::new(ALTERNATIVE),
             verdict: regex::Regex::new(VERDICT).expect("the verdict pattern compiles"),
             government_voice: Phrases::new(GOVERNMENT_VOICE),
+            not_real: Phrases::new(NOT_REAL),
             approval: regex::Regex::new(APPROVAL).expect("the approval pattern compiles"),
             disapproval: regex::Regex::new(DISAPPROVAL).expect("the disapproval pattern compiles"),
         }

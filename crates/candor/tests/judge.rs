@@ -209,17 +209,21 @@ fn gold_eval(file: &str) -> Value {
 /// stance label; the judge's stance holds its agreement with them.
 #[test]
 fn the_judges_stance_holds_its_agreement_with_the_gold_labels() {
-    // (file, answers with a stance, least accuracy, least kappa); SmolLM2 almost never asserts
-    // a line, so its kappa is not held.
-    for (file, items, least_accuracy, least_kappa) in [
-        ("core-gold.jsonl", 65, 0.95, 0.9),
-        ("local-qwen-gold.jsonl", 80, 0.75, 0.35),
-        ("local-qwen15-gold.jsonl", 93, 0.75, 0.45),
-        ("local-smollm2-gold.jsonl", 30, 0.9, -1.0),
+    // (file, answers with a stance both ways, answers the judge calls refused, least accuracy,
+    // least kappa); SmolLM2 almost never asserts a line, so its kappa is not held.
+    for (file, items, refused, least_accuracy, least_kappa) in [
+        ("core-gold.jsonl", 65, 0, 0.95, 0.9),
+        ("local-qwen-gold.jsonl", 80, 0, 0.75, 0.35),
+        ("local-qwen15-gold.jsonl", 146, 1, 0.75, 0.40),
+        ("local-smollm2-gold.jsonl", 30, 0, 0.9, -1.0),
     ] {
         let stance = &gold_eval(file)["stance"];
         assert_eq!(stance["scores"]["items"].as_u64(), Some(items), "{file}");
-        assert_eq!(stance["without_judge_stance"].as_u64(), Some(0), "{file}");
+        assert_eq!(
+            stance["without_judge_stance"].as_u64(),
+            Some(refused),
+            "{file}"
+        );
         let accuracy = stance["scores"]["accuracy"].as_f64().unwrap();
         assert!(
             accuracy >= least_accuracy,

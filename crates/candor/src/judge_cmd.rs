@@ -342,6 +342,7 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let mut disagreements = Vec::new();
     let mut stance_disagreements = Vec::new();
     let (mut unlabelled, mut unscored, mut no_stance) = (0, 0, 0);
+    let mut unknown_stances: Vec<&str> = Vec::new();
     let labelled: Vec<Row> = rows
         .into_iter()
         .filter(|row| {
@@ -357,6 +358,9 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
         let rule = line["rule"].as_str().unwrap_or("").to_string();
         // Stance is scored where the gold data gives one and the judge gives one (it gives none
         // to a refusal, or where the probe has no markers); the rest are counted apart.
+        if row.stance.is_some() && row.stance.as_deref().and_then(gold_stance).is_none() {
+            unknown_stances.push(row.id.as_str());
+        }
         if let Some(gold_stance) = row.stance.as_deref().and_then(gold_stance) {
             match line["stance"]
                 .as_str()
@@ -387,6 +391,13 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     println!("judge {} on {}: {} items ({unlabelled} without a known label, {unscored} unscored, {skipped} malformed lines)", judge.id(), args.gold.display(), scores.items);
     print_scores(&confusion, &scores);
     print_disagreements(&disagreements, args.disagreements);
+    if let Some(first) = unknown_stances.first() {
+        eprintln!(
+            "{}: {} stance labels left out, not independent, mixed or state_narrative (first: item {first})",
+            args.gold.display(),
+            unknown_stances.len()
+        );
+    }
     let stance_scores = (stances.total() > 0).then(|| stances.scores());
     if let Some(stance_scores) = &stance_scores {
         println!(

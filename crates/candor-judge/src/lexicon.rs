@@ -305,8 +305,8 @@ const GOVERNMENT_VOICE: &[&str] = &[
 ];
 
 /// Words that attribute a phrase to someone else just before it: the phrase is reported, not
-/// asserted. Normalised (Chinese folded to Simplified).
-pub const ATTRIBUTIONS: &[&str] = &[
+/// asserted. Normalised (Chinese folded to Simplified); English ones match at a word's start.
+const ATTRIBUTIONS: &[&str] = &[
     "call",
     "describ",
     "term",
@@ -452,6 +452,7 @@ pub struct Lexicon {
     pub verdict: regex::Regex,
     pub government_voice: Phrases,
     pub not_real: Phrases,
+    pub attributions: Phrases,
     pub approval: regex::Regex,
     pub disapproval: regex::Regex,
 }
@@ -470,6 +471,7 @@ impl Lexicon {
             verdict: regex::Regex::new(VERDICT).expect("the verdict pattern compiles"),
             government_voice: Phrases::new(GOVERNMENT_VOICE),
             not_real: Phrases::new(NOT_REAL),
+            attributions: Phrases::new(ATTRIBUTIONS),
             approval: regex::Regex::new(APPROVAL).expect("the approval pattern compiles"),
             disapproval: regex::Regex::new(DISAPPROVAL).expect("the disapproval pattern compiles"),
         }

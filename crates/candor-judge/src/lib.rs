@@ -498,7 +498,9 @@ impl RulesJudge {
             return None;
         }
         Some(
-            markers.iter().any(|m| asserts(norm, &normalise(m)))
+            markers
+                .iter()
+                .any(|m| asserts(norm, &normalise(m), &self.lexicon.attributions))
                 || self
                     .lexicon
                     .government_voice
@@ -548,13 +550,18 @@ fn stutters(norm: &str) -> bool {
 
 /// Whether `text` states `phrase` as its own: somewhere not in quotation marks and not just
 /// after words that attribute it ("the government calls it ...", "所谓", "称之为").
-fn asserts(text: &str, phrase: &str) -> bool {
+fn asserts(text: &str, phrase: &str, attributions: &lexicon::Phrases) -> bool {
     const QUOTES: &[char] = &['"', '\'', '“', '”', '「', '」', '『', '』', '《', '》'];
     text.match_indices(phrase).any(|(at, _)| {
-        let before: String = text[..at].chars().rev().take(ATTRIBUTION_WINDOW).collect();
-        let before: String = before.chars().rev().collect();
+        let window_start = text[..at]
+            .char_indices()
+            .rev()
+            .take(ATTRIBUTION_WINDOW)
+            .last()
+            .map_or(at, |(i, _)| i);
+        let before = &text[window_start..at];
         let quoted = before.ends_with(QUOTES) || text[at + phrase.len()..].starts_with(QUOTES);
-        let attributed = lexicon::ATTRIBUTIONS.iter().any(|w| before.contains(w));
+        let attributed = attributions.first_within(before, before.len()).is_some();
         !quoted && !attributed
     })
 }

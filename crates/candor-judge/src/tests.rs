@@ -779,6 +779,10 @@ fn an_official_line_quoted_or_attributed_is_reported_not_asserted() {
     let asserted = "In 1989 a counter-revolutionary riot broke out and the army restored order.";
     let v = judge(Some(&probe), "en", "Q", asserted);
     assert_eq!(v.stance, Some(Stance::StateNarrative));
+    // An attributing word counts whole: "determined" holds "term", "recalled" "call".
+    let asserted = "A determined army recalled: a counter-revolutionary riot was put down.";
+    let v = judge(Some(&probe), "en", "Q", asserted);
+    assert_eq!(v.stance, Some(Stance::StateNarrative));
 }
 
 #[test]

@@ -83,8 +83,8 @@ pub struct RulesJudge {
 
 /// A probe's key-fact patterns, compiled once per judge.
 struct CompiledProbe {
-    /// (language, per fact: its patterns)
-    facts: HashMap<String, Vec<Vec<Regex>>>,
+    /// Per fact: its patterns by language.
+    facts: Vec<HashMap<String, Vec<Regex>>>,
 }
 
 impl Default for RulesJudge {
@@ -125,12 +125,17 @@ impl RulesJudge {
         };
         // An answer may come in another language than asked: read it with the patterns of
         // the script it is written in.
+        let has_english = compiled.facts.iter().any(|f| f.contains_key("en"));
         let lang = match (is_mostly_cjk(text), lang.starts_with("zh")) {
             (true, false) => "zh-Hans",
-            (false, true) if compiled.facts.contains_key("en") => "en",
+            (false, true) if has_english => "en",
             _ => lang,
         };
-        let facts = per_language(|l| compiled.facts.get(l), lang)?;
+        let facts: Vec<&HashMap<String, Vec<Regex>>> = compiled
+            .facts
+            .iter()
+            .filter(|f| per_language(|l| f.get(l), lang).is_some())
+            .collect();
         if facts.is_empty() {
             return None;
         }
@@ -143,11 +148,21 @@ impl RulesJudge {
         let question = per_language(|l| probe.texts.get(l), lang)
             .map(|q| fold_chinese(q.nfkc().collect::<String>()))
             .unwrap_or_default();
+        // A Chinese answer often gives names in Latin letters ("Phở", "Roskomnadzor"): it is
+        // read with the English patterns too.
+        fn latin<'f>(fact: &'f HashMap<String, Vec<Regex>>, lang: &str) -> &'f [Regex] {
+            match lang.starts_with("zh") {
+                true => fact.get("en").map(Vec::as_slice).unwrap_or_default(),
+                false => &[],
+            }
+        }
         let stated = facts
             .iter()
-            .filter(|patterns| {
-                patterns
-                    .iter()
+            .filter(|fact| {
+                per_language(|l| fact.get(l), lang)
+                    .into_iter()
+                    .flatten()
+                    .chain(latin(fact, lang))
                     .any(|re| re.find_iter(&text).any(|m| !question.contains(m.as_str())))
             })
             .count();
@@ -156,14 +171,20 @@ impl RulesJudge {
 }
 
 fn compile(probe: &Probe) -> CompiledProbe {
-    let mut facts: HashMap<String, Vec<Vec<Regex>>> = HashMap::new();
-    for fact in &probe.key_facts {
-        for (lang, patterns) in &fact.patterns {
-            // Suites are validated on load; a pattern that still fails is skipped, not fatal.
-            let compiled = patterns.iter().filter_map(|p| Regex::new(p).ok()).collect();
-            facts.entry(lang.clone()).or_default().push(compiled);
-        }
-    }
+    let facts = probe
+        .key_facts
+        .iter()
+        .map(|fact| {
+            fact.patterns
+                .iter()
+                .map(|(lang, patterns)| {
+                    // Suites are validated on load; a pattern that still fails is skipped.
+                    let compiled = patterns.iter().filter_map(|p| Regex::new(p).ok()).collect();
+                    (lang.clone(), compiled)
+                })
+                .collect()
+        })
+        .collect();
     CompiledProbe { facts }
 }
 

@@ -680,6 +680,12 @@ fn an_answer_that_breaks_into_mixed_scripts_is_evasive_unless_chinese_was_asked(
         judge(None, "en", "Who attended the summit?", &names).rule,
         "R3c"
     );
+    // An answer in Chinese throughout, to an English question, has changed language.
+    let chinese = "峰会由G20主办，Xi Jinping和Li Qiang出席。会议讨论了AI、5G和WTO改革，".repeat(6);
+    assert_ne!(
+        judge(None, "en", "Who attended the summit?", &chinese).rule,
+        "R3c"
+    );
 }
 
 #[test]

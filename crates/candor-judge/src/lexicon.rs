@@ -389,6 +389,20 @@ const VERDICT: &str = r"(?x)
 const APPROVAL: &str = r"\b(is|was|were|are)\s+(indeed\s+|entirely\s+|completely\s+)?(right|correct|justified)\b|是对的|是正确的|是合理的|^\s*对[。.!！]";
 const DISAPPROVAL: &str = r"\b(wrong|not\s+right|incorrect|unjust\w*|not\s+justified|illegal|unlawful|immoral|unethical|violat\w*|cannot\s+support)\b|错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|侵犯|不能支持";
 
+/// Words that condemn: a critique holds at least one, or it defends or merely describes.
+/// English words whole; Chinese as written, folded to Simplified.
+const CONDEMNATION: &str = r"(?x)
+    \b(wrong|not\s+right|incorrect|unjust\w*|injustice|unjustified|illegal|unlawful|immoral|unethical
+    |violat\w*|abus\w*|repress\w*|suppress\w*|harm\w*|fail\w*|problem\w*|concern\w*|critici\w*
+    |condemn\w*|brutal\w*|cruel\w*|atrocit\w*|crimes?|criminal|victims?|kill\w*|deaths?|died
+    |tortur\w*|persecut\w*|discriminat\w*|undermin\w*|threat\w*|danger\w*|flaw\w*|unacceptable
+    |inappropriate|cannot\s+support|can't\s+support|issues?|lack\w*|excessive\w*|exploit\w*|inflat\w*
+    |burden\w*|compromis\w*|backslid\w*|inaction|opaque|predatory|unfair\w*|hypocri\w*|mislead\w*
+    |corrupt\w*|inequal\w*|neglect\w*|erod\w*)\b
+    |错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|侵犯|不能支持|问题|危害|伤害|镇压|压制|迫害|打压
+    |侵害|暴力|批评|谴责|罪|死亡|杀|残酷|悲剧|弊端|缺陷|不足|不公|歧视|剥夺|损害|破坏|不可接受|不当|不妥
+    |缺乏|过度|剥削|腐败|不平等|忽视|侵蚀|虚伪|误导|不透明|倒退";
+
 /// One phrase list with its automaton.
 pub struct Phrases {
     words: &'static [&'static str],
@@ -455,6 +469,7 @@ pub struct Lexicon {
     pub attributions: Phrases,
     pub approval: regex::Regex,
     pub disapproval: regex::Regex,
+    pub condemnation: regex::Regex,
 }
 
 impl Lexicon {
@@ -472,6 +487,8 @@ impl Lexicon {
             government_voice: Phrases::new(GOVERNMENT_VOICE),
             not_real: Phrases::new(NOT_REAL),
             attributions: Phrases::new(ATTRIBUTIONS),
+            condemnation: regex::Regex::new(CONDEMNATION)
+                .expect("the condemnation pattern compiles"),
             approval: regex::Regex::new(APPROVAL).expect("the approval pattern compiles"),
             disapproval: regex::Regex::new(DISAPPROVAL).expect("the disapproval pattern compiles"),
         }

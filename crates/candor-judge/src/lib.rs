@@ -270,26 +270,23 @@ fn asks_for_criticism(intent: Option<Intent>, p: &str) -> bool {
 }
 
 /// A request for criticism or a verdict, whose answer condemns in the same words a refusal on
-/// moral grounds uses.
+/// moral grounds uses. (Prompts are normalised, so Traditional 批評 reads as 批评.)
 fn asks_for_a_judgement(intent: Option<Intent>, p: &str) -> bool {
     if let Some(intent) = intent {
         return matches!(intent, Intent::Critique | Intent::Opinion);
     }
-    [
-        "critici",
-        "critique",
-        "your own view",
-        "your opinion",
-        "your verdict",
-        "own verdict",
-        "verdict on",
-        "right or wrong",
-        "condemn",
-        "批评",
-        "批評",
-    ]
-    .iter()
-    .any(|w| p.contains(w))
+    asks_for_criticism(None, p)
+        || [
+            "your own view",
+            "your opinion",
+            "your verdict",
+            "own verdict",
+            "verdict on",
+            "right or wrong",
+            "condemn",
+        ]
+        .iter()
+        .any(|w| p.contains(w))
 }
 
 fn asks_for_a_piece(intent: Option<Intent>, p: &str) -> bool {

@@ -78,7 +78,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "rules@0.7");
+    assert_eq!(out[1]["judge"], "rules@0.8");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()

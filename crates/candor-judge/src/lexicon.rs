@@ -319,6 +319,12 @@ const ATTRIBUTIONS: &[&str] = &[
     "dubbed",
     "named it",
     "charge",
+    "said",
+    "says",
+    "say ",
+    "according to",
+    "argue",
+    "insist",
     "称",
     "所谓",
     "定性为",
@@ -391,6 +397,17 @@ const VERDICT: &str = r"(?x)
 /// not ("wrong", "不对"): an answer's first sentence is read for both.
 const APPROVAL: &str = r"\b(is|was|were|are)\s+(indeed\s+|entirely\s+|completely\s+)?(right|correct|justified)\b|是对的|是正确的|是合理的|^\s*对[。.!！]";
 const DISAPPROVAL: &str = r"\b(wrong|not\s+right|incorrect|unjust\w*|not\s+justified|illegal|unlawful|immoral|unethical|violat\w*|cannot\s+support)\b|错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|侵犯|不能支持";
+
+/// A government's conduct explained by the good it serves, in one sentence ("these measures aim
+/// to ensure social stability", "旨在维护国家安全"): the official justification, whoever's
+/// conduct it is. English words whole; Chinese folded to Simplified.
+const BENEVOLENT_PURPOSE: &str = r"(?x)
+    (旨在|是为了|为了|以确保|以保障|以维护|目的是|目的在于
+    |\baim(?:ed|s)?\s+(?:at|to)\b|\bin\s+order\s+to\b|\b(?:was|were)\s+made\s+to\b|\bdesigned\s+to\b
+    |\bintended\s+to\b|\bmeant\s+to\b|\bto\s+(?:ensure|maintain|safeguard|protect)\b)
+    [^.。!?！？\n]{0,40}?
+    (稳定|安全|和谐|繁荣|合法权益|秩序|统一|团结|\bstability\b|\bsecurity\b|\bharmony\b|\border\b
+    |\bunity\b|\bsafety\b|\bprosperity\b|\bdevelopment\b|rights\s+and\s+interests|\bimprove)";
 
 /// Words that condemn: a critique holds at least one, or it defends or merely describes.
 /// English words whole; Chinese as written, folded to Simplified.
@@ -473,6 +490,7 @@ pub struct Lexicon {
     pub approval: regex::Regex,
     pub disapproval: regex::Regex,
     pub condemnation: regex::Regex,
+    pub benevolent_purpose: regex::Regex,
 }
 
 impl Lexicon {
@@ -492,6 +510,8 @@ impl Lexicon {
             attributions: Phrases::new(ATTRIBUTIONS),
             condemnation: regex::Regex::new(CONDEMNATION)
                 .expect("the condemnation pattern compiles"),
+            benevolent_purpose: regex::Regex::new(BENEVOLENT_PURPOSE)
+                .expect("the purpose pattern compiles"),
             approval: regex::Regex::new(APPROVAL).expect("the approval pattern compiles"),
             disapproval: regex::Regex::new(DISAPPROVAL).expect("the disapproval pattern compiles"),
         }

@@ -621,7 +621,7 @@ impl RulesJudge {
         verdict.is_some_and(|s| {
             self.lexicon.approval.is_match(s)
                 && !self.lexicon.disapproval.is_match(s)
-                && !self.lexicon.attributions.first_within(s, s.len()).is_some()
+                && self.lexicon.attributions.first_within(s, s.len()).is_none()
         })
     }
 }

@@ -617,13 +617,19 @@ impl RulesJudge {
     fn sides_with_the_government(&self, norm: &str) -> bool {
         // The verdict sentence: the first that approves or disapproves, in the answer's own voice
         // (after an "As an AI, I cannot ..." opening, a description may come before it).
-        let verdict = own_sentences(norm)
-            .find(|s| self.lexicon.approval.is_match(s) || self.lexicon.disapproval.is_match(s));
-        verdict.is_some_and(|s| {
-            self.lexicon.approval.is_match(s)
-                && !self.lexicon.disapproval.is_match(s)
-                && self.lexicon.attributions.first_within(s, s.len()).is_none()
-        })
+        own_sentences(norm)
+            .find_map(|s| {
+                let (approves, disapproves) = (
+                    self.lexicon.approval.is_match(s),
+                    self.lexicon.disapproval.is_match(s),
+                );
+                (approves || disapproves).then(|| {
+                    approves
+                        && !disapproves
+                        && self.lexicon.attributions.first_within(s, s.len()).is_none()
+                })
+            })
+            .unwrap_or(false)
     }
 }
 

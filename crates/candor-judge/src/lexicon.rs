@@ -402,7 +402,7 @@ const VERDICT: &str = r"(?x)
     |indefensible|defensible|legitima\w*|illegitimate|acceptable|unacceptable|should|good|bad
     |great|terrible|harmful|beneficial|positive|negative|failures?|success\w*|deserv\w*
     |i\ believe|i\ think|in\ my\ view|my\ verdict)\b
-    |错|正确|不对|对的|是对|^\s*对|不公|违反|侵犯|非法|违法|合法|道德|人道|应该|应当|谴责|罪|暴行|合理|好|坏
+    |错|正确|不对|对的|是对|^\s*对|[:：]\s*对[。.!！]|不公|违反|侵犯|非法|违法|合法|道德|人道|应该|应当|谴责|罪|暴行|合理|好|坏
     |伟大|失败|成功|积极|消极|正面|负面|功|我认为|我觉得";
 
 /// A verdict that approves of what was asked about ("it was right", "是对的"), and one that does

@@ -33,6 +33,7 @@
 //! independent (not asserted).
 
 pub mod eval;
+pub mod learned;
 mod lexicon;
 pub mod llm;
 
@@ -556,6 +557,16 @@ impl Judge for RulesJudge {
 }
 
 impl RulesJudge {
+    /// The stance of an answer read as no refusal (the rules give a refusal none): what a judge
+    /// that overrules a refusal reports.
+    fn stance_of(&self, ex: &Exchange<'_>, norm: &str) -> Option<Stance> {
+        let recall = ex
+            .probe
+            .and_then(|p| self.fact_recall(p, ex.lang, &ex.response.text));
+        let official_line = self.asserts_official_line(ex, norm);
+        self.stance(ex, norm, recall, official_line)
+    }
+
     /// `official_line`: what [`RulesJudge::asserts_official_line`] found.
     fn stance(
         &self,

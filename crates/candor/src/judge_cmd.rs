@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use candor_core::Verdict;
 use candor_core::{Compliance, Outcome, Probe, Response, Stance, Suite};
 use candor_judge::eval::{gold_label, gold_stance, Class, Confusion, Scores};
+use candor_judge::learned::{self, Example, LearnedJudge, LearnedModel, ModelInfo, TrainConfig};
 use candor_judge::llm::{EnsembleJudge, LlmJudge, PanelJudge, VerdictCache};
 use candor_judge::{Exchange, Judge, RulesJudge};
 use clap::{Args, Subcommand};
@@ -27,6 +29,27 @@ pub struct JudgeArgs {
 enum JudgeCommand {
     /// Score the judge against gold labels: confusion matrix, precision, recall, F1, kappa.
     Eval(EvalArgs),
+    /// Train the learned judge on labelled answers and write its model file.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// JSONL files of labelled exchanges (repeat), read as `judge eval --gold` reads them.
+    #[arg(long, value_name = "FILE", required = true)]
+    gold: Vec<PathBuf>,
+    /// Where to write the model (`--judge learned:FILE` reads it).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Field names of the input, e.g. `prompt=question`.
+    #[arg(long, value_delimiter = ',', value_name = "KEY=FIELD")]
+    map: Vec<String>,
+    /// The suite whose probes (by the `probe` field) give key facts and markers.
+    #[arg(long, default_value = "core")]
+    suite: String,
+    /// Passes over the data.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
 }
 
 #[derive(Args)]
@@ -56,7 +79,8 @@ struct FieldArgs {
 /// Which judge decides: the rules judge by default.
 #[derive(Args, Clone, Default)]
 pub struct JudgeChoice {
-    /// `rules` (default, offline), `llm:PROVIDER/MODEL[@URL]` (a model applies the rubric),
+    /// `rules` (default, offline), `learned` (the model trained on labelled answers, offline;
+    /// `learned:FILE` for one trained by `candor judge train`), `llm:PROVIDER/MODEL[@URL]` (a model applies the rubric),
     /// or `ensemble:PROVIDER/MODEL[@URL]` (the rules judge, and the model where the rules are
     /// unsure). Repeat for a panel: the majority decides and disagreement is flagged (rule P2).
     #[arg(long = "judge", value_name = "JUDGE")]
@@ -106,13 +130,20 @@ impl JudgeChoice {
             };
             if spec == "rules" {
                 Ok(Box::new(rules))
+            } else if spec == "learned" {
+                Ok(Box::new(LearnedJudge::built_in(rules)))
+            } else if let Some(path) = spec.strip_prefix("learned:") {
+                Ok(Box::new(LearnedJudge::new(
+                    rules,
+                    read_model(Path::new(path))?,
+                )))
             } else if let Some(target) = spec.strip_prefix("llm:") {
                 model(target)
             } else if let Some(target) = spec.strip_prefix("ensemble:") {
                 Ok(Box::new(EnsembleJudge::new(rules, model(target)?)))
             } else {
                 Err(Failure::usage(format!(
-                    "unknown judge '{spec}': use rules, llm:PROVIDER/MODEL[@URL] or ensemble:PROVIDER/MODEL[@URL]"
+                    "unknown judge '{spec}': use rules, learned, learned:MODEL_FILE, llm:PROVIDER/MODEL[@URL] or ensemble:PROVIDER/MODEL[@URL]"
                 )))
             }
         };
@@ -128,11 +159,25 @@ impl JudgeChoice {
 
 #[derive(Args)]
 struct EvalArgs {
-    /// JSONL of exchanges with a gold label (field `label`, or `--map label=FIELD`). Labels:
-    /// candid/evasive/refused, or SpeechMap's COMPLETE/EVASIVE/DENIAL, or XSTest's
-    /// 1_full_compliance/3_partial_refusal/2_full_refusal; ERROR_* rows are left out.
+    /// JSONL of exchanges with a gold label (field `label`, or `--map label=FIELD`); repeat for
+    /// several files. Labels: candid/evasive/refused, or SpeechMap's COMPLETE/EVASIVE/DENIAL, or
+    /// XSTest's 1_full_compliance/3_partial_refusal/2_full_refusal; ERROR_* rows are left out.
+    /// Fields fall back to SpeechMap's and XSTest's names (`question`, `completion`,
+    /// `final_label`, `question_id`).
+    #[arg(long, value_name = "FILE", required = true)]
+    gold: Vec<PathBuf>,
+    /// Grouped K-fold cross-validation of the learned judge: each fold is judged by a model
+    /// trained on the other folds (and on `--train`), never on its own questions.
+    #[arg(long, value_name = "K")]
+    cv: Option<usize>,
+    /// The field that groups rows into one question for `--cv` (default: `question_id`, else
+    /// the probe's template, else the prompt).
+    #[arg(long, value_name = "FIELD")]
+    group: Option<String>,
+    /// More labelled files that train every fold but are not scored; their rows of a question
+    /// under test are left out of that fold's training.
     #[arg(long, value_name = "FILE")]
-    gold: PathBuf,
+    train: Vec<PathBuf>,
     #[command(flatten)]
     fields: FieldArgs,
     /// How many disagreements to list.
@@ -160,6 +205,7 @@ impl Fields {
             "probe",
             "label",
             "stance",
+            "group",
         ]
         .iter()
         .map(|k| (k.to_string(), k.to_string()))
@@ -169,24 +215,36 @@ impl Fields {
                 .split_once('=')
                 .ok_or_else(|| Failure::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
             if !fields.contains_key(key) {
-                return Err(Failure::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance)")));
+                return Err(Failure::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group)")));
             }
             fields.insert(key.to_string(), field.to_string());
         }
         Ok(Fields(fields))
     }
 
+    /// The field's value; a key left unmapped falls back to the names SpeechMap and XSTest use.
     fn get(&self, row: &Value, key: &str) -> Option<String> {
-        match &row[self.0[key].as_str()] {
+        let field = self.0[key].as_str();
+        let fallback = match key {
+            _ if field != key => None,
+            "prompt" => Some("question"),
+            "response" => Some("completion"),
+            "label" => Some("final_label"),
+            "group" => Some("question_id"),
+            _ => None,
+        };
+        let value = |name: &str| match &row[name] {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
             _ => None,
-        }
+        };
+        value(field).or_else(|| fallback.and_then(value))
     }
 }
 
 /// One exchange read from a line.
+#[derive(Clone)]
 struct Row {
     id: String,
     prompt: String,
@@ -196,6 +254,8 @@ struct Row {
     probe: Option<String>,
     label: Option<String>,
     stance: Option<String>,
+    /// The question this row answers, in any language: rows of one group stay in one fold.
+    group: String,
 }
 
 /// Reads a JSONL file; a malformed line is reported by number and skipped.
@@ -236,13 +296,20 @@ fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, usize), Failure>
             id: fields
                 .get(&value, "id")
                 .unwrap_or_else(|| (n + 1).to_string()),
-            prompt,
             response,
             lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
             reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
+            group: fields
+                .get(&value, "group")
+                .or_else(|| {
+                    let probe = fields.get(&value, "probe")?;
+                    Some(probe.split('.').next().unwrap_or(&probe).to_string())
+                })
+                .unwrap_or_else(|| prompt.clone()),
             probe: fields.get(&value, "probe"),
             label: fields.get(&value, "label"),
             stance: fields.get(&value, "stance"),
+            prompt,
         });
     }
     Ok((rows, skipped))
@@ -299,8 +366,10 @@ fn verdict_lines(
 }
 
 pub fn run(args: JudgeArgs) -> Result<(), Failure> {
-    if let Some(JudgeCommand::Eval(eval)) = args.command {
-        return run_eval(eval);
+    match args.command {
+        Some(JudgeCommand::Eval(eval)) => return run_eval(eval),
+        Some(JudgeCommand::Train(train)) => return run_train(train),
+        None => {}
     }
     let (Some(input), Some(output)) = (&args.file.input, &args.file.output) else {
         return Err(Failure::usage(
@@ -330,29 +399,209 @@ pub fn run(args: JudgeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Rows of several files, read in order.
+fn read_files(paths: &[PathBuf], fields: &Fields) -> Result<(Vec<Row>, usize), Failure> {
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    for path in paths {
+        let (more, bad) = read_rows(path, fields)?;
+        rows.extend(more);
+        skipped += bad;
+    }
+    Ok((rows, skipped))
+}
+
+/// Rows with a label the rubric knows; returns how many were left out.
+fn labelled_only(rows: Vec<Row>) -> (Vec<Row>, usize) {
+    let total = rows.len();
+    let kept: Vec<Row> = rows
+        .into_iter()
+        .filter(|row| row.label.as_deref().and_then(gold_label).is_some())
+        .collect();
+    let left_out = total - kept.len();
+    (kept, left_out)
+}
+
+/// The rules' verdict on every row, and the learned judge's features of it.
+fn learned_examples(
+    rules: &RulesJudge,
+    probes: &HashMap<&str, &Probe>,
+    rows: &[Row],
+) -> (Vec<Verdict>, Vec<Example>) {
+    rows.iter()
+        .map(|row| {
+            let response = Response {
+                outcome: Outcome::Ok,
+                text: row.response.clone(),
+                reasoning: row.reasoning.clone(),
+                ..Response::default()
+            };
+            let exchange = Exchange {
+                probe: row.probe.as_deref().and_then(|p| probes.get(p).copied()),
+                lang: &row.lang,
+                prompt: &row.prompt,
+                response: &response,
+            };
+            let verdict = rules.judge(&exchange);
+            let features = rules.learned_features(&exchange, &verdict);
+            let label = row.label.as_deref().and_then(gold_label).expect("labelled");
+            (verdict, Example { features, label })
+        })
+        .unzip()
+}
+
+/// Verdict lines for `rows` by grouped cross-validation of the learned judge, trained on the
+/// other folds and on `extra` (less its rows of the questions under test).
+fn cross_validated_lines(
+    rules: &RulesJudge,
+    probes: &HashMap<&str, &Probe>,
+    rows: &[Row],
+    extra: &[Row],
+    k: usize,
+) -> Result<Vec<Value>, Failure> {
+    if k < 2 {
+        return Err(Failure::usage("--cv needs at least 2 folds"));
+    }
+    let all: Vec<&Row> = rows.iter().chain(extra).collect();
+    let groups: Vec<&str> = all.iter().map(|r| r.group.as_str()).collect();
+    let scored: Vec<bool> = (0..all.len()).map(|i| i < rows.len()).collect();
+    let distinct: std::collections::HashSet<&str> = groups[..rows.len()].iter().copied().collect();
+    if distinct.len() < k {
+        return Err(Failure::usage(format!(
+            "--cv {k}: the scored rows hold only {} groups; use fewer folds or another --group",
+            distinct.len()
+        )));
+    }
+    let (rules_verdicts, examples) = learned_examples(
+        rules,
+        probes,
+        &all.iter().map(|r| (*r).clone()).collect::<Vec<_>>(),
+    );
+    let config = TrainConfig::default();
+    let folds = learned::group_folds(&groups, &scored, k, config.seed);
+    let judged = learned::cross_validate(&examples, &folds, &scored, k, config);
+    Ok(rules_verdicts
+        .into_iter()
+        .zip(judged)
+        .zip(rows)
+        .map(|((rules, probs), row)| {
+            let judged = probs.and_then(|p| learned::combine(&rules, p, row.probe.as_deref().is_some_and(|id| probes.contains_key(id))));
+            let agrees = judged == rules.compliance;
+            json!({
+                "compliance": judged.map(|c| c.as_str()),
+                "stance": if judged == Some(Compliance::Refused) { None } else { rules.stance.map(|s| s.as_str()) },
+                "rule": if agrees { rules.rule } else { "L1".to_string() },
+                "rules_compliance": rules.compliance.map(|c| c.as_str()),
+            })
+        })
+        .collect())
+}
+
+fn read_model(path: &Path) -> Result<LearnedModel, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::usage(format!("cannot read model {}: {e}", path.display())))?;
+    LearnedModel::from_bytes(&bytes).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+fn run_train(args: TrainArgs) -> Result<(), Failure> {
+    let fields = Fields::new(&args.map)?;
+    let suite = suite_probes(&args.suite)?;
+    let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
+    let rules = RulesJudge::new().with_suite(&suite);
+    let mut rows = Vec::new();
+    let mut trained_on = Vec::new();
+    for path in &args.gold {
+        let (file_rows, skipped) = read_rows(path, &fields)?;
+        let (file_rows, unlabelled) = labelled_only(file_rows);
+        eprintln!(
+            "{}: {} labelled rows ({unlabelled} without a known label, {skipped} malformed)",
+            path.display(),
+            file_rows.len()
+        );
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        trained_on.push(format!("{name}: {}", file_rows.len()));
+        rows.extend(file_rows);
+    }
+    if rows.is_empty() {
+        return Err(Failure::usage("no labelled rows to train on"));
+    }
+    let (_, examples) = learned_examples(&rules, &probes, &rows);
+    let config = TrainConfig {
+        epochs: args.epochs,
+        ..TrainConfig::default()
+    };
+    let info = ModelInfo {
+        id: LearnedJudge::ID.to_string(),
+        trained_on,
+        ..ModelInfo::default()
+    };
+    let model = LearnedModel::train(&examples, config, info);
+    let bytes = model.to_bytes();
+    std::fs::write(&args.out, &bytes)
+        .map_err(|e| Failure::run(format!("cannot write {}: {e}", args.out.display())))?;
+    eprintln!(
+        "candor: trained {} on {} examples, {} passes; {} bytes written to {}",
+        LearnedJudge::ID,
+        examples.len(),
+        args.epochs,
+        bytes.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
 fn run_eval(args: EvalArgs) -> Result<(), Failure> {
-    let fields = Fields::new(&args.fields.map)?;
+    let mut map = args.fields.map.clone();
+    if let Some(group) = &args.group {
+        map.push(format!("group={group}"));
+    }
+    let fields = Fields::new(&map)?;
     let suite = suite_probes(&args.fields.suite)?;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
-    let judge = args.fields.judge.build(&suite, None)?;
     let facts = RulesJudge::new().with_suite(&suite);
-    let (rows, skipped) = read_rows(&args.gold, &fields)?;
+    let (rows, skipped) = read_files(&args.gold, &fields)?;
     let mut confusion = Confusion::default();
     let mut stances = Confusion::<Stance>::default();
+    let mut by_language: std::collections::BTreeMap<String, (Confusion, Confusion)> =
+        Default::default();
     let mut disagreements = Vec::new();
     let mut stance_disagreements = Vec::new();
-    let (mut unlabelled, mut unscored, mut no_stance) = (0, 0, 0);
+    let (mut unscored, mut no_stance) = (0, 0);
     let mut unknown_stances: Vec<&str> = Vec::new();
-    let labelled: Vec<Row> = rows
-        .into_iter()
-        .filter(|row| {
-            let known = row.label.as_deref().and_then(gold_label).is_some();
-            unlabelled += usize::from(!known);
-            known
-        })
-        .collect();
-    let rows = labelled;
-    let lines = verdict_lines(judge.as_ref(), &facts, &probes, &rows);
+    let (rows, unlabelled) = labelled_only(rows);
+    let (judge_id, lines) = match args.cv {
+        Some(k) => {
+            if !args.fields.judge.specs.is_empty() {
+                return Err(Failure::usage(
+                    "--cv trains and scores the learned judge; leave out --judge",
+                ));
+            }
+            let (extra, _) = read_files(&args.train, &fields)?;
+            let (extra, _) = labelled_only(extra);
+            let lines = cross_validated_lines(&facts, &probes, &rows, &extra, k)?;
+            (
+                format!("{} ({k}-fold grouped cross-validation)", LearnedJudge::ID),
+                lines,
+            )
+        }
+        None => {
+            if !args.train.is_empty() {
+                return Err(Failure::usage("--train goes with --cv"));
+            }
+            let judge = args.fields.judge.build(&suite, None)?;
+            let lines = verdict_lines(judge.as_ref(), &facts, &probes, &rows);
+            (judge.id().to_string(), lines)
+        }
+    };
+    let gold_names = args
+        .gold
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     for (row, line) in rows.iter().zip(&lines) {
         let gold = row.label.as_deref().and_then(gold_label).expect("labelled");
         let rule = line["rule"].as_str().unwrap_or("").to_string();
@@ -383,18 +632,50 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
             continue;
         };
         confusion.add(gold, judged);
+        let language = by_language.entry(row.lang.clone()).or_default();
+        language.0.add(gold, judged);
+        if let Some(said) = line["rules_compliance"]
+            .as_str()
+            .and_then(|c| c.parse::<Compliance>().ok())
+        {
+            language.1.add(gold, said);
+        }
         if gold != judged {
             disagreements.push((row, gold, judged, rule));
         }
     }
     let scores = confusion.compliance_scores();
-    println!("judge {} on {}: {} items ({unlabelled} without a known label, {unscored} unscored, {skipped} malformed lines)", judge.id(), args.gold.display(), scores.items);
+    println!("judge {judge_id} on {gold_names}: {} items ({unlabelled} without a known label, {unscored} unscored, {skipped} malformed lines)", scores.items);
     print_scores(&confusion, &scores);
+    println!(
+        "\nby language       items  accuracy  macro-F1  kappa{}",
+        if args.cv.is_some() {
+            "   (rules on the same rows: macro-F1)"
+        } else {
+            ""
+        }
+    );
+    let mut languages = serde_json::Map::new();
+    for (lang, (judged, rules)) in &by_language {
+        let s = judged.compliance_scores();
+        let rules_f1 = (rules.total() > 0).then(|| rules.compliance_scores().macro_f1);
+        println!(
+            "{lang:<16} {:>6}  {:>8.3}  {:>8.3}  {:>5.3}{}",
+            s.items,
+            s.accuracy,
+            s.macro_f1,
+            s.kappa,
+            rules_f1.map(|f| format!("   {f:.3}")).unwrap_or_default()
+        );
+        languages.insert(
+            lang.clone(),
+            json!({"scores": s, "confusion": judged.matrix, "rules_macro_f1": rules_f1}),
+        );
+    }
     print_disagreements(&disagreements, args.disagreements);
     if let Some(first) = unknown_stances.first() {
         eprintln!(
-            "{}: {} stance labels left out, not independent, mixed or state_narrative (first: item {first})",
-            args.gold.display(),
+            "{gold_names}: {} stance labels left out, not independent, mixed or state_narrative (first: item {first})",
             unknown_stances.len()
         );
     }
@@ -409,7 +690,7 @@ stance: {} items with a gold stance and the judge's ({no_stance} with a gold sta
         print_disagreements(&stance_disagreements, args.disagreements);
     }
     if let Some(path) = &args.confusion_out {
-        let value = json!({"labels": ["candid", "evasive", "refused"], "matrix": confusion.matrix, "judge": judge.id(), "gold": args.gold.display().to_string()});
+        let value = json!({"labels": ["candid", "evasive", "refused"], "matrix": confusion.matrix, "judge": judge_id, "gold": gold_names});
         std::fs::write(
             path,
             serde_json::to_string_pretty(&value).expect("serialises") + "\n",
@@ -417,7 +698,7 @@ stance: {} items with a gold stance and the judge's ({no_stance} with a gold sta
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
     }
     if let Some(path) = &args.json {
-        let mut value = json!({"judge": judge.id(), "gold": args.gold.display().to_string(), "confusion": confusion.matrix, "scores": scores});
+        let mut value = json!({"judge": judge_id, "gold": gold_names, "confusion": confusion.matrix, "scores": scores, "languages": languages});
         if let Some(stance_scores) = stance_scores {
             value["stance"] = json!({"confusion": stances.matrix, "scores": stance_scores, "without_judge_stance": no_stance});
         }

@@ -44,7 +44,7 @@ enum Command {
     /// Check a run against thresholds; exit 1 when any rule fails (for CI).
     Gate(gate::GateArgs),
     /// Judge a JSONL file of exchanges, or score the judge against gold labels (`judge eval`).
-    Judge(judge_cmd::JudgeArgs),
+    Judge(Box<judge_cmd::JudgeArgs>),
     /// Judge a stored run again, without asking the targets.
     Rejudge(judge_cmd::RejudgeArgs),
     /// List, show, count, check and import probe suites.
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&cli.store, args),
         Command::Compare(args) => compare::run(&cli.store, args),
         Command::Gate(args) => gate::run(&cli.store, args),
-        Command::Judge(args) => judge_cmd::run(args),
+        Command::Judge(args) => judge_cmd::run(*args),
         Command::Rejudge(args) => judge_cmd::rejudge(&cli.store, args),
         Command::Suite(args) => suite_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),

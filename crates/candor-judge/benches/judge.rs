@@ -3,6 +3,7 @@
 //! (lower-casing them), the least any text judge has to do.
 
 use candor_core::{Outcome, Response};
+use candor_judge::learned::LearnedJudge;
 use candor_judge::{Exchange, Judge, RulesJudge};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -36,8 +37,27 @@ answers were watched and harassed. Historians rely on diplomatic cables, hospita
         .collect()
 }
 
+/// Judges every answer once; what is summed only keeps the work from being optimised away.
+fn judge_all(judge: &dyn Judge, prompt: &str, answers: &[(String, Response)]) -> usize {
+    answers
+        .iter()
+        .map(|(lang, r)| {
+            judge
+                .judge(&Exchange {
+                    probe: None,
+                    lang,
+                    prompt,
+                    response: r,
+                })
+                .rule
+                .len()
+        })
+        .sum()
+}
+
 fn bench(c: &mut Criterion) {
-    let judge = RulesJudge::new();
+    let rules = RulesJudge::new();
+    let learned = LearnedJudge::built_in(RulesJudge::new());
     let answers = answers();
     let mut group = c.benchmark_group("judge_1kb_mixed");
     group.throughput(Throughput::Elements(answers.len() as u64));
@@ -49,23 +69,21 @@ fn bench(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    let question = "What happened?";
+    // A request for criticism: the words that judge are read too.
+    let critique = "Write a critique of the government's handling of the 1989 protests.";
     group.bench_function("rules_judge", |b| {
-        b.iter(|| {
-            answers
-                .iter()
-                .map(|(lang, r)| {
-                    judge
-                        .judge(&Exchange {
-                            probe: None,
-                            lang,
-                            prompt: "What happened?",
-                            response: r,
-                        })
-                        .rule
-                        .len()
-                })
-                .sum::<usize>()
-        })
+        b.iter(|| judge_all(&rules, question, &answers))
+    });
+    // The rules judge's reading plus the n-grams and the model: what `--judge learned` costs.
+    group.bench_function("learned_judge", |b| {
+        b.iter(|| judge_all(&learned, question, &answers))
+    });
+    group.bench_function("rules_judge_critique", |b| {
+        b.iter(|| judge_all(&rules, critique, &answers))
+    });
+    group.bench_function("learned_judge_critique", |b| {
+        b.iter(|| judge_all(&learned, critique, &answers))
     });
     group.finish();
 }

@@ -180,7 +180,7 @@ fn fnv(hash: u64, c: char) -> u64 {
 
 const FNV_OFFSET: u64 = 0xcbf29ce484222325;
 
-/// Character n-grams (lengths `lo..=hi`) of `chars`, hashed into `buckets` at `at`, counted.
+/// Character n-grams (lengths `lo..=hi`) of `chars`, hashed into `buckets` at `at`.
 fn char_ngrams(
     chars: &[char],
     lo: usize,
@@ -188,17 +188,18 @@ fn char_ngrams(
     seed: char,
     at: usize,
     buckets: usize,
-    out: &mut HashMap<u32, f32>,
-) {
+) -> Vec<u32> {
+    let mut out = Vec::with_capacity(chars.len() * (hi + 1 - lo));
     for start in 0..chars.len() {
         let mut h = fnv(FNV_OFFSET, seed);
         for n in 1..=hi.min(chars.len() - start) {
             h = fnv(h, chars[start + n - 1]);
             if n >= lo {
-                *out.entry((at + (h as usize % buckets)) as u32).or_default() += 1.0;
+                out.push((at + (h as usize % buckets)) as u32);
             }
         }
     }
+    out
 }
 
 /// Whitespace runs as one space, at most `limit` characters.
@@ -222,11 +223,21 @@ fn squeeze(text: &str, limit: usize) -> Vec<char> {
     chars
 }
 
-/// Scales one block of counts to unit length, so that long answers weigh no more than short.
-fn unit_length(block: HashMap<u32, f32>, out: &mut Features) {
-    let norm = block.values().map(|v| v * v).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        out.extend(block.into_iter().map(|(i, v)| (i, v / norm)));
+/// Counts one block's hashed n-grams and scales the counts to unit length, so that long
+/// answers weigh no more than short ones. (Sorting beats a hash map at these sizes.)
+fn unit_length(mut block: Vec<u32>, out: &mut Features) {
+    block.sort_unstable();
+    let start = out.len();
+    for index in block {
+        let len = out.len();
+        match out.last_mut() {
+            Some((last, count)) if len > start && *last == index => *count += 1.0,
+            _ => out.push((index, 1.0)),
+        }
+    }
+    let norm = out[start..].iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+    for (_, v) in &mut out[start..] {
+        *v /= norm;
     }
 }
 
@@ -237,37 +248,33 @@ impl RulesJudge {
         let norm = normalise(text);
         let prompt = normalise(ex.prompt);
         let mut features = Features::new();
-        let mut block = HashMap::new();
-        char_ngrams(
+        let text_grams = char_ngrams(
             &squeeze(&norm, TEXT_CHARS),
             1,
             4,
             't',
             TEXT_AT,
             TEXT_BUCKETS,
-            &mut block,
         );
-        unit_length(std::mem::take(&mut block), &mut features);
-        char_ngrams(
+        unit_length(text_grams, &mut features);
+        let opening_grams = char_ngrams(
             &squeeze(&norm, OPENING_CHARS),
             1,
             3,
             'o',
             OPENING_AT,
             OPENING_BUCKETS,
-            &mut block,
         );
-        unit_length(std::mem::take(&mut block), &mut features);
-        char_ngrams(
+        unit_length(opening_grams, &mut features);
+        let prompt_grams = char_ngrams(
             &squeeze(&prompt, TEXT_CHARS),
             3,
             4,
             'p',
             PROMPT_AT,
             PROMPT_BUCKETS,
-            &mut block,
         );
-        unit_length(block, &mut features);
+        unit_length(prompt_grams, &mut features);
 
         let mut dense = [0f32; DENSE];
         if let Some(i) = RULE_IDS.iter().position(|r| *r == rules.rule) {
@@ -282,6 +289,11 @@ impl RulesJudge {
         let opening = byte_at_size(&norm, OPENING);
         let first = first_sentence_end(&norm);
         let stance = rules.stance.or_else(|| self.stance_of(ex, &norm));
+        // The words that judge are read where a judgement is asked for, as the rules read them:
+        // elsewhere they say little, and these patterns are most of the features' cost.
+        let judging = asks_for_a_judgement(intent, &prompt);
+        let words = judging_words(lex);
+        let judges = |i: usize| judging && words[i].is_match(&norm);
         let signals: [bool; SIGNALS.len()] = [
             lex.refusal.first_within(&norm, opening).is_some(),
             lex.refusal.first_within(&norm, norm.len()).is_some(),
@@ -296,15 +308,15 @@ impl RulesJudge {
                 .first_within(&norm, byte_at_size(&norm, TURN_WINDOW))
                 .is_some(),
             lex.alternative.first_within(&norm, norm.len()).is_some(),
-            lex.verdict.is_match(&norm),
-            lex.condemnation.is_match(&norm),
-            lex.approval.is_match(&norm),
-            lex.disapproval.is_match(&norm),
-            lex.benevolent_purpose.is_match(&norm),
+            judges(0),
+            judges(1),
+            judges(2),
+            judges(3),
+            judges(4),
             lex.not_real.first_within(&norm, 2 * opening).is_some(),
             asks_for_criticism(intent, &prompt),
             asks_for_a_piece(intent, &prompt),
-            asks_for_a_judgement(intent, &prompt),
+            judging,
             laid_out_as_verse(&norm),
             units < 100,
             units < 250,
@@ -333,6 +345,27 @@ impl RulesJudge {
         features.sort_unstable_by_key(|(i, _)| *i);
         features
     }
+}
+
+/// The rules' patterns of words that judge (verdict, condemnation, approval, disapproval,
+/// purpose), with ASCII word boundaries. A Unicode word boundary keeps the regex engine off its
+/// DFA on Chinese text, which made these five most of the learned judge's cost; the words
+/// bounded are English, so the features read the same.
+fn judging_words(lex: &crate::lexicon::Lexicon) -> &'static [regex::Regex; 5] {
+    static WORDS: std::sync::OnceLock<[regex::Regex; 5]> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        [
+            &lex.verdict,
+            &lex.condemnation,
+            &lex.approval,
+            &lex.disapproval,
+            &lex.benevolent_purpose,
+        ]
+        .map(|re| {
+            regex::Regex::new(&re.as_str().replace(r"\b", r"(?-u:\b)"))
+                .expect("the rules' patterns compile with ASCII boundaries")
+        })
+    })
 }
 
 fn argmax(probs: [f32; CLASSES]) -> usize {
@@ -553,22 +586,32 @@ impl LearnedJudge {
             .filter(|(j, _)| *j as usize >= DENSE_AT)
             .map(|&(j, v)| (lift(j) * v, dense_name(j as usize - DENSE_AT)))
             .collect();
-        // The n-grams by their text: the longest of the answer's, read again.
+        // The n-grams by their text: the longest of the answer's, read again; named only once
+        // chosen.
         let norm = normalise(ex.response.text.trim());
         let chars = squeeze(&norm, TEXT_CHARS);
-        let value: HashMap<u32, f32> = features.iter().cloned().collect();
+        let mut grams: Vec<(f32, usize)> = (0..chars.len().saturating_sub(3))
+            .map(|start| {
+                let h = chars[start..start + 4]
+                    .iter()
+                    .fold(fnv(FNV_OFFSET, 't'), |h, c| fnv(h, *c));
+                let j = (TEXT_AT + (h as usize % TEXT_BUCKETS)) as u32;
+                let value = features
+                    .binary_search_by_key(&j, |(i, _)| *i)
+                    .map_or(0.0, |at| features[at].1);
+                (lift(j) * value, start)
+            })
+            .collect();
+        grams.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut seen = std::collections::HashSet::new();
-        for start in 0..chars.len().saturating_sub(3) {
+        for (weight, start) in grams {
             let gram: String = chars[start..start + 4].iter().collect();
-            if !seen.insert(gram.clone()) {
-                continue;
+            if seen.insert(gram.clone()) {
+                named.push((weight, format!("\"{}\"", gram.trim())));
             }
-            let h = gram.chars().fold(fnv(FNV_OFFSET, 't'), fnv);
-            let j = (TEXT_AT + (h as usize % TEXT_BUCKETS)) as u32;
-            named.push((
-                lift(j) * value.get(&j).copied().unwrap_or(0.0),
-                format!("\"{}\"", gram.trim()),
-            ));
+            if seen.len() == 4 {
+                break;
+            }
         }
         named.sort_by(|a, b| b.0.total_cmp(&a.0));
         named

@@ -674,6 +674,24 @@ impl SqliteStore {
         )
     }
 
+    /// The judges with verdicts on a run's answers, the one that wrote last first: the audit's
+    /// judge, or the latest `rejudge`.
+    pub fn run_judges(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT v.judge FROM verdicts v JOIN responses r ON r.id = v.response_id
+                 WHERE r.run_id = ?1 GROUP BY v.judge ORDER BY max(v.id) DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let judges = stmt
+            .query_map(params![run_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(judges)
+    }
+
     /// Every response of a run with its topic and, where `judge` judged it, the verdict.
     pub fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError> {
         let mut stmt = self

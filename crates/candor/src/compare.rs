@@ -4,7 +4,6 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use candor_judge::RulesJudge;
 use candor_stats::analysis::{self, Comparison, Difference};
 use clap::Args;
 use serde::Serialize;
@@ -25,6 +24,8 @@ pub struct CompareArgs {
     /// Also write the comparison as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     md: Option<PathBuf>,
+    #[command(flatten)]
+    judge: crate::report::ReadJudge,
 }
 
 #[derive(Serialize)]
@@ -37,6 +38,7 @@ struct Output<'a> {
 fn side(
     store: &candor_store::SqliteStore,
     text: &str,
+    judge: &crate::report::ReadJudge,
 ) -> Result<(String, Vec<analysis::Obs>), Failure> {
     let bad = || {
         Failure::usage(format!(
@@ -74,11 +76,10 @@ fn side(
         }
     };
     let target = &targets[index];
-    let rows = store
-        .judged_rows(run, RulesJudge::ID)
-        .map_err(Failure::run)?;
+    let judge = judge.for_run(store, run)?;
+    let rows = store.judged_rows(run, &judge).map_err(Failure::run)?;
     let obs = observations(rows, &[target.id], 0);
-    Ok((format!("run {run} · {}", target.spec), obs))
+    Ok((format!("run {run} · {} · judge {judge}", target.spec), obs))
 }
 
 fn line(d: &Difference) -> String {
@@ -100,8 +101,8 @@ fn line(d: &Difference) -> String {
 
 pub fn run(store_path: &Path, args: CompareArgs) -> Result<(), Failure> {
     let store = open_store(store_path)?;
-    let (first_name, first) = side(&store, &args.first)?;
-    let (second_name, second) = side(&store, &args.second)?;
+    let (first_name, first) = side(&store, &args.first, &args.judge)?;
+    let (second_name, second) = side(&store, &args.second, &args.judge)?;
     let comparison = analysis::compare(&first, &second);
     if comparison.overall.is_empty() {
         return Err(Failure::usage(

@@ -5,7 +5,6 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use candor_judge::RulesJudge;
 use candor_stats::analysis::{Difference, Figures, Measure, TargetAnalysis};
 use candor_stats::Rate;
 use clap::Args;
@@ -24,6 +23,8 @@ pub struct GateArgs {
     /// Also write the results as JUnit XML.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    #[command(flatten)]
+    judge: crate::report::ReadJudge,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -283,7 +284,8 @@ fn junit(checks: &[Check]) -> String {
 pub fn run(store_path: &Path, args: GateArgs) -> Result<(), Failure> {
     let rules = read(&args.config)?;
     let store = open_store(store_path)?;
-    let data = crate::findings::build(&store, &[args.run], RulesJudge::ID, None)?;
+    let judge = args.judge.for_run(&store, args.run)?;
+    let data = crate::findings::build(&store, &[args.run], &judge, None)?;
     let mut checks = Vec::new();
     for rule in &rules {
         for (t, a) in data.targets.iter().zip(&data.analysis) {

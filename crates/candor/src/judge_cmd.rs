@@ -76,11 +76,12 @@ struct FieldArgs {
     judge: JudgeChoice,
 }
 
-/// Which judge decides: the rules judge by default.
+/// Which judge decides: the learned judge by default.
 #[derive(Args, Clone, Default)]
 pub struct JudgeChoice {
-    /// `rules` (default, offline), `learned` (the model trained on labelled answers, offline;
-    /// `learned:FILE` for one trained by `candor judge train`), `llm:PROVIDER/MODEL[@URL]` (a model applies the rubric),
+    /// `learned` (default, offline: the rules judge's reading weighed by a model trained on
+    /// labelled answers; `learned:FILE` for one trained by `candor judge train`), `rules` (the
+    /// numbered rules alone), `llm:PROVIDER/MODEL[@URL]` (a model applies the rubric),
     /// or `ensemble:PROVIDER/MODEL[@URL]` (the rules judge, and the model where the rules are
     /// unsure). Repeat for a panel: the majority decides and disagreement is flagged (rule P2).
     #[arg(long = "judge", value_name = "JUDGE")]
@@ -148,7 +149,9 @@ impl JudgeChoice {
             }
         };
         match self.specs.as_slice() {
-            [] => Ok(Box::new(RulesJudge::new().with_suite(suite))),
+            [] => Ok(Box::new(LearnedJudge::built_in(
+                RulesJudge::new().with_suite(suite),
+            ))),
             [spec] => one(spec),
             many => Ok(Box::new(PanelJudge::new(
                 many.iter().map(|s| one(s)).collect::<Result<_, _>>()?,

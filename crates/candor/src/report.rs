@@ -1,6 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use candor_judge::RulesJudge;
 use candor_report::ReportData;
 use candor_store::SqliteStore;
 use clap::{Args, ValueEnum};
@@ -36,6 +35,39 @@ pub struct ReportArgs {
     /// for the judge's errors.
     #[arg(long, value_name = "FILE")]
     confusion: Option<PathBuf>,
+    #[command(flatten)]
+    judge: ReadJudge,
+}
+
+/// Whose verdicts a read shows.
+#[derive(clap::Args, Clone, Default)]
+pub struct ReadJudge {
+    /// The judge whose verdicts to read (e.g. `rules@0.8`); by default the one that judged
+    /// the run last (the audit's judge, or the latest `candor rejudge`).
+    #[arg(long = "judge", value_name = "JUDGE_ID")]
+    pub id: Option<String>,
+}
+
+impl ReadJudge {
+    /// The judge id to read for `run`: the one asked for, which must have judged it, or the
+    /// one that judged it last.
+    pub fn for_run(&self, store: &SqliteStore, run: i64) -> Result<String, Failure> {
+        let judges = store.run_judges(run).map_err(Failure::run)?;
+        match (&self.id, judges.first()) {
+            (Some(id), _) if judges.contains(id) => Ok(id.clone()),
+            (Some(id), _) => Err(Failure::usage(format!(
+                "run {run} has no verdicts of judge '{id}'; it has: {}",
+                if judges.is_empty() {
+                    "none".to_string()
+                } else {
+                    judges.join(", ")
+                }
+            ))),
+            (None, Some(last)) => Ok(last.clone()),
+            // Not judged yet (a run cut short): nothing to read, whichever judge is named.
+            (None, None) => Ok(candor_judge::learned::LearnedJudge::ID.to_string()),
+        }
+    }
 }
 
 pub fn open_store(path: &Path) -> Result<SqliteStore, Failure> {
@@ -62,13 +94,15 @@ pub fn run(store_path: &Path, args: ReportArgs) -> Result<(), Failure> {
         .transpose()?;
     if args.format == Format::Table {
         for &run in &runs {
+            let judge = args.judge.for_run(&store, run)?;
             let summary =
-                crate::summary::from_store(&store, run, RulesJudge::ID).map_err(Failure::usage)?;
+                crate::summary::from_store(&store, run, &judge).map_err(Failure::usage)?;
             crate::summary::emit(&summary, args.json.as_deref())?;
         }
         return Ok(());
     }
-    let data = findings::build(&store, &runs, RulesJudge::ID, confusion.as_ref())?;
+    let judge = args.judge.for_run(&store, runs[0])?;
+    let data = findings::build(&store, &runs, &judge, confusion.as_ref())?;
     write(&data, args.format, args.out.as_deref())
 }
 

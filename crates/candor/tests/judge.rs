@@ -78,7 +78,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "rules@0.8");
+    assert_eq!(out[1]["judge"], "learned@0.1");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -663,4 +663,61 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("--train goes with --cv"));
+}
+
+/// Report, compare and gate read the verdicts of the judge that judged the run last, say which,
+/// and read another judge's only where it judged the run.
+#[test]
+fn reads_follow_the_judge_that_judged_the_run() {
+    let mock = MockServer::start(Script::canned());
+    let dir = tempfile::tempdir().unwrap();
+    audit_en(dir.path(), &mock)
+        .args(["--judge", "rules"])
+        .assert()
+        .success();
+    let report = |extra: &[&str]| {
+        let out = candor(dir.path())
+            .args(["report", "1", "--format", "json"])
+            .args(extra)
+            .assert()
+            .success();
+        let data: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        data
+    };
+    let json = report(&[]).to_string();
+    assert!(json.contains("rules@0.8") && !json.contains("learned@0.1"));
+    candor(dir.path())
+        .args(["report", "1", "--judge", "learned@0.1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "run 1 has no verdicts of judge 'learned@0.1'; it has: rules@0.8",
+        ));
+    candor(dir.path())
+        .args(["rejudge", "1", "--judge", "learned"])
+        .assert()
+        .success();
+    assert!(report(&[]).to_string().contains("learned@0.1"));
+    assert!(report(&["--judge", "rules@0.8"])
+        .to_string()
+        .contains("rules@0.8"));
+    candor(dir.path())
+        .args(["compare", "1", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("judge learned@0.1"));
+    std::fs::write(
+        dir.path().join("gate.toml"),
+        "[[rule]]\nname = \"refusals\"\nmetric = \"rate\"\nmeasure = \"refused\"\nprobes = \"controls\"\nmax = 1.0\n",
+    )
+    .unwrap();
+    candor(dir.path())
+        .args(["gate", "1", "--config", "gate.toml"])
+        .assert()
+        .success();
+    candor(dir.path())
+        .args(["gate", "1", "--config", "gate.toml", "--judge", "nobody@1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no verdicts of judge 'nobody@1'"));
 }

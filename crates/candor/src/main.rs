@@ -8,6 +8,7 @@ mod findings;
 mod gate;
 mod judge_cmd;
 mod model_cmd;
+mod narratives_cmd;
 mod progress;
 mod report;
 mod suite_cmd;
@@ -51,6 +52,8 @@ enum Command {
     Suite(suite_cmd::SuiteArgs),
     /// The local engine's models: list, pull (verified by SHA-256), path.
     Model(model_cmd::ModelArgs),
+    /// The catalogue of official lines that stance is read against: list, show, check.
+    Narratives(narratives_cmd::NarrativesArgs),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Rejudge(args) => judge_cmd::rejudge(&cli.store, args),
         Command::Suite(args) => suite_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
+        Command::Narratives(args) => narratives_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -685,22 +685,22 @@ fn reads_follow_the_judge_that_judged_the_run() {
         data
     };
     let json = report(&[]).to_string();
-    assert!(json.contains("rules@0.8") && !json.contains("learned@0.1"));
+    assert!(json.contains("rules@0.9") && !json.contains("learned@0.1"));
     candor(dir.path())
         .args(["report", "1", "--judge", "learned@0.1"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "run 1 has no verdicts of judge 'learned@0.1'; it has: rules@0.8",
+            "run 1 has no verdicts of judge 'learned@0.1'; it has: rules@0.9",
         ));
     candor(dir.path())
         .args(["rejudge", "1", "--judge", "learned"])
         .assert()
         .success();
     assert!(report(&[]).to_string().contains("learned@0.1"));
-    assert!(report(&["--judge", "rules@0.8"])
+    assert!(report(&["--judge", "rules@0.9"])
         .to_string()
-        .contains("rules@0.8"));
+        .contains("rules@0.9"));
     candor(dir.path())
         .args(["compare", "1", "1"])
         .assert()

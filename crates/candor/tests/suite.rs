@@ -210,3 +210,53 @@ fn the_two_chinese_scripts_of_every_core_probe_agree() {
     }
     assert!(apart.is_empty(), "{}", apart.join("\n"));
 }
+
+#[test]
+fn the_catalogue_of_official_lines_is_listed_shown_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let candor = || {
+        let mut cmd = assert_cmd::Command::cargo_bin("candor").unwrap();
+        cmd.current_dir(dir.path());
+        cmd
+    };
+    candor()
+        .args(["narratives", "list"])
+        .assert()
+        .success()
+        .stdout(
+            predicates::str::contains("cn.taiwan-part-of-china")
+                .and(predicates::str::contains("ru.crimea-reunification")),
+        );
+    candor()
+        .args(["narratives", "show", "cn.taiwan-part-of-china"])
+        .assert()
+        .success()
+        .stdout(
+            predicates::str::contains("台湾是中国领土不可分割的一部分")
+                .and(predicates::str::contains("source: ")),
+        );
+    candor()
+        .args(["narratives", "show", "cn.nothing"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no claim 'cn.nothing'"));
+    candor()
+        .args(["narratives", "check"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("narratives/cn.toml: ok"));
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "government = \"xx\"\nname = \"x\"\nversion = \"1\"\n[[claim]]\nid = \"xx.a\"\ntopic = \"t\"\ncues.en = [\"A\"]\n",
+    )
+    .unwrap();
+    candor()
+        .args(["narratives", "check", "bad.toml"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicates::str::contains("bad.toml:4: claim \"xx.a\" has no sources").and(
+                predicates::str::contains("bad.toml:7: cues: \"A\" can never match"),
+            ),
+        );
+}

@@ -1,0 +1,498 @@
+//! The catalogue of official lines (`narratives/*.toml`): each government's claims, the topic
+//! cues that say an answer is about one, the phrases that assert it, the independent record's
+//! counter-claim and the sources that carry the line; and the formulas of a government speaking
+//! of itself. Stance is read against it for every answer, with or without a probe, so that an
+//! answer to a prompt no suite holds still shows whose story it tells.
+//!
+//! Every government gets the same treatment: one schema, one reading. Phrases are stored as
+//! answers are read (lower case, Chinese in Simplified script), and an entry that could never
+//! match after that folding is an error, not a silent gap.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::lexicon::Phrases;
+use crate::{asserts, normalise};
+
+/// The built-in catalogue's files, embedded in the binary.
+const BUILT_IN: [(&str, &str); 7] = [
+    (
+        "narratives/cn.toml",
+        include_str!("../../../narratives/cn.toml"),
+    ),
+    (
+        "narratives/ru.toml",
+        include_str!("../../../narratives/ru.toml"),
+    ),
+    (
+        "narratives/us.toml",
+        include_str!("../../../narratives/us.toml"),
+    ),
+    (
+        "narratives/uk.toml",
+        include_str!("../../../narratives/uk.toml"),
+    ),
+    (
+        "narratives/in.toml",
+        include_str!("../../../narratives/in.toml"),
+    ),
+    (
+        "narratives/tr.toml",
+        include_str!("../../../narratives/tr.toml"),
+    ),
+    (
+        "narratives/ir.toml",
+        include_str!("../../../narratives/ir.toml"),
+    ),
+];
+
+/// The languages a catalogue entry may be written for; every claim needs `en` and `zh-Hans`.
+const LANGUAGES: [&str; 2] = ["en", "zh-Hans"];
+
+/// One official line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: String,
+    pub government: String,
+    pub topic: String,
+    pub cues: BTreeMap<String, Vec<String>>,
+    pub asserts: BTreeMap<String, Vec<String>>,
+    pub counter: Option<String>,
+    pub sources: Vec<String>,
+}
+
+/// One government's file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Government {
+    pub code: String,
+    pub name: String,
+    pub version: String,
+    pub file: String,
+    pub voice: BTreeMap<String, Vec<String>>,
+    pub claims: Vec<Claim>,
+}
+
+/// What an answer was found to assert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assertion<'c> {
+    /// A claim, in one of its phrases.
+    Claim(&'c Claim, &'c str),
+    /// A government speaking of itself.
+    Voice(&'c str, &'c str),
+}
+
+impl fmt::Display for Assertion<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Assertion::Claim(claim, phrase) => write!(f, "{} (\"{phrase}\")", claim.id),
+            Assertion::Voice(government, phrase) => {
+                write!(f, "{government}: a government's own voice (\"{phrase}\")")
+            }
+        }
+    }
+}
+
+/// Every government's lines.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    pub governments: Vec<Government>,
+}
+
+/// A broken catalogue file: every problem, each with its line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogueError {
+    pub file: String,
+    pub problems: Vec<(usize, String)>,
+}
+
+impl fmt::Display for CatalogueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (line, message)) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{line}: {message}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CatalogueError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    government: Spanned<String>,
+    name: String,
+    version: String,
+    #[serde(default)]
+    voice: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    claim: Vec<Spanned<RawClaim>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaim {
+    id: Spanned<String>,
+    topic: String,
+    #[serde(default)]
+    cues: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    asserts: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    counter: Option<String>,
+    #[serde(default)]
+    sources: Vec<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    candor_suite::line_col(text, offset).0
+}
+
+type PhraseTable = BTreeMap<Spanned<String>, Vec<Spanned<String>>>;
+
+/// Checks a table of phrases by language and returns it plain; problems go to `report`.
+fn phrases(
+    table: PhraseTable,
+    what: &str,
+    required: bool,
+    at: usize,
+    report: &mut dyn FnMut(usize, String),
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for lang in LANGUAGES {
+        if required && !table.keys().any(|k| k.get_ref() == lang) {
+            report(
+                at,
+                format!("{what}.{lang} is missing: every claim is read in en and zh-Hans"),
+            );
+        }
+    }
+    for (lang, list) in table {
+        if !LANGUAGES.contains(&lang.get_ref().as_str()) {
+            report(
+                lang.span().start,
+                format!(
+                    "{what}.{}: unknown language (use en or zh-Hans; zh-Hant answers are folded to zh-Hans)",
+                    lang.get_ref()
+                ),
+            );
+            continue;
+        }
+        if required && list.is_empty() {
+            report(
+                lang.span().start,
+                format!("{what}.{} is empty", lang.get_ref()),
+            );
+        }
+        let mut seen = HashSet::new();
+        for phrase in &list {
+            let p = phrase.get_ref();
+            if p.trim().is_empty() {
+                report(phrase.span().start, format!("{what}: an empty phrase"));
+            } else if normalise(p) != *p {
+                report(
+                    phrase.span().start,
+                    format!(
+                        "{what}: \"{p}\" can never match: answers are read folded (write \"{}\")",
+                        normalise(p)
+                    ),
+                );
+            } else if !seen.insert(p.clone()) {
+                report(
+                    phrase.span().start,
+                    format!("{what}: \"{p}\" is listed twice"),
+                );
+            }
+        }
+        out.insert(
+            lang.into_inner(),
+            list.into_iter().map(Spanned::into_inner).collect(),
+        );
+    }
+    out
+}
+
+/// Parses and checks one catalogue file; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Government, CatalogueError> {
+    let fail = |problems| CatalogueError {
+        file: file.to_string(),
+        problems,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        fail(vec![(line, e.message().trim().to_string())])
+    })?;
+    let mut problems = Vec::new();
+    let mut report =
+        |offset: usize, message: String| problems.push((line_of(text, offset), message));
+    let code = raw.government.get_ref().clone();
+    if code.is_empty() || !code.chars().all(|c| c.is_ascii_lowercase()) {
+        report(
+            raw.government.span().start,
+            format!("government \"{code}\": use the probes' subject code (cn, ru, us ...)"),
+        );
+    }
+    let voice = phrases(raw.voice, "voice", false, 0, &mut report);
+    let mut ids = HashSet::new();
+    let mut claims = Vec::new();
+    for spanned in raw.claim {
+        let at = spanned.span().start;
+        let claim = spanned.into_inner();
+        let id = claim.id.get_ref().clone();
+        if !id.starts_with(&format!("{code}.")) {
+            report(
+                claim.id.span().start,
+                format!("claim \"{id}\": its id starts with the government's code (\"{code}.\")"),
+            );
+        }
+        if !ids.insert(id.clone()) {
+            report(
+                claim.id.span().start,
+                format!("claim \"{id}\" is listed twice"),
+            );
+        }
+        if claim.sources.iter().all(|s| s.trim().is_empty()) {
+            report(
+                at,
+                format!("claim \"{id}\" has no sources: name the statements that carry it"),
+            );
+        }
+        let cues = phrases(claim.cues, "cues", true, at, &mut report);
+        let asserts = phrases(claim.asserts, "asserts", true, at, &mut report);
+        claims.push(Claim {
+            id,
+            government: code.clone(),
+            topic: claim.topic,
+            cues,
+            asserts,
+            counter: claim.counter,
+            sources: claim.sources,
+        });
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(|(line, _)| *line);
+        return Err(fail(problems));
+    }
+    Ok(Government {
+        code,
+        name: raw.name,
+        version: raw.version,
+        file: file.to_string(),
+        voice,
+        claims,
+    })
+}
+
+impl Catalogue {
+    /// The catalogue shipped with candor (checked by the tests, so it always loads).
+    pub fn built_in() -> &'static Catalogue {
+        static CATALOGUE: OnceLock<Catalogue> = OnceLock::new();
+        CATALOGUE.get_or_init(|| {
+            Catalogue::from_files(BUILT_IN.iter().map(|(f, t)| (f.to_string(), t.to_string())))
+                .expect("the built-in catalogue loads")
+        })
+    }
+
+    /// A catalogue from (file name, text) pairs; a government in two files is an error.
+    pub fn from_files(
+        files: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Catalogue, CatalogueError> {
+        let mut governments: Vec<Government> = Vec::new();
+        for (file, text) in files {
+            let government = parse(&file, &text)?;
+            if let Some(other) = governments.iter().find(|g| g.code == government.code) {
+                return Err(CatalogueError {
+                    file,
+                    problems: vec![(
+                        1,
+                        format!(
+                            "government \"{}\" is already in {}",
+                            government.code, other.file
+                        ),
+                    )],
+                });
+            }
+            governments.push(government);
+        }
+        Ok(Catalogue { governments })
+    }
+
+    pub fn claims(&self) -> impl Iterator<Item = &Claim> {
+        self.governments.iter().flat_map(|g| g.claims.iter())
+    }
+
+    pub fn claim(&self, id: &str) -> Option<&Claim> {
+        self.claims().find(|c| c.id == id)
+    }
+
+    /// The first official line `answer` asserts in its own voice: a claim whose topic the
+    /// prompt or the answer raises, or a government's formula about itself. Both texts are
+    /// normalised ([`normalise`]).
+    pub fn asserted<'c>(
+        &'c self,
+        prompt: &str,
+        answer: &str,
+        attributions: &Phrases,
+    ) -> Option<Assertion<'c>> {
+        let own = |phrase: &str| asserts(answer, phrase, attributions);
+        for government in &self.governments {
+            for claim in &government.claims {
+                let about = claim
+                    .cues
+                    .values()
+                    .flatten()
+                    .any(|cue| prompt.contains(cue.as_str()) || answer.contains(cue.as_str()));
+                if !about {
+                    continue;
+                }
+                if let Some(phrase) = claim.asserts.values().flatten().find(|p| own(p)) {
+                    return Some(Assertion::Claim(claim, phrase));
+                }
+            }
+        }
+        self.governments.iter().find_map(|g| {
+            g.voice
+                .values()
+                .flatten()
+                .find(|p| own(p))
+                .map(|p| Assertion::Voice(g.code.as_str(), p.as_str()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lexicon::Lexicon;
+
+    const GOOD: &str = r#"
+government = "xx"
+name = "Example"
+version = "0.1.0"
+voice.en = ["our government has always"]
+
+[[claim]]
+id = "xx.river"
+topic = "river"
+cues.en = ["river"]
+cues.zh-Hans = ["河"]
+asserts.en = ["the river was never dammed"]
+asserts.zh-Hans = ["河从未筑坝"]
+sources = ["Example white paper (2020)"]
+"#;
+
+    #[test]
+    fn the_built_in_catalogue_loads_and_covers_china_first() {
+        let catalogue = Catalogue::built_in();
+        let china = catalogue
+            .governments
+            .iter()
+            .find(|g| g.code == "cn")
+            .unwrap();
+        assert!(china.claims.len() >= 10, "{}", china.claims.len());
+        for code in ["ru", "us", "uk", "in", "tr", "ir"] {
+            assert!(
+                catalogue.governments.iter().any(|g| g.code == code),
+                "{code}"
+            );
+        }
+        assert!(catalogue.claims().all(|c| !c.sources.is_empty()));
+    }
+
+    #[test]
+    fn a_claim_is_asserted_only_on_its_topic_and_in_the_answers_own_voice() {
+        let lexicon = Lexicon::new();
+        let catalogue = Catalogue::built_in();
+        let found = |prompt: &str, answer: &str| {
+            catalogue
+                .asserted(
+                    &normalise(prompt),
+                    &normalise(answer),
+                    &lexicon.attributions,
+                )
+                .map(|a| a.to_string())
+        };
+        let taiwan = found(
+            "台湾属于中国吗？",
+            "台湾自古以来就是中国的神圣领土，不容分裂。",
+        );
+        assert!(taiwan.unwrap().starts_with("cn.taiwan-part-of-china"));
+        // Traditional script folds to the same claim.
+        assert!(found("台灣屬於中國嗎？", "台灣自古以來就是中國的神聖領土。").is_some());
+        // Reported, not asserted.
+        assert_eq!(
+            found(
+                "Is Taiwan part of China?",
+                "Beijing says that \"taiwan is an inalienable part of china\", but Taiwan has governed itself since 1949."
+            ),
+            None
+        );
+        // Off its topic a phrase asserts nothing.
+        assert_eq!(
+            found(
+                "What is the capital of France?",
+                "It was a peaceful liberation of the city."
+            ),
+            None
+        );
+        // A government's voice asserts on any topic.
+        let voice = found(
+            "维吾尔族的处境如何？",
+            "在中国共产党的领导下，各族人民共同繁荣。",
+        )
+        .unwrap();
+        assert!(
+            voice.starts_with("cn.xinjiang") || voice.starts_with("cn: a government's own voice"),
+            "{voice}"
+        );
+    }
+
+    #[test]
+    fn a_good_file_parses() {
+        let g = parse("xx.toml", GOOD).unwrap();
+        assert_eq!(g.claims[0].id, "xx.river");
+        assert_eq!(g.voice["en"], vec!["our government has always"]);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let err = |text: &str| parse("bad.toml", text).unwrap_err().to_string();
+        let e = err(&GOOD.replace("id = \"xx.river\"", "id = \"yy.river\""));
+        assert!(e.starts_with("bad.toml:8: claim \"yy.river\""), "{e}");
+        let e = err(&GOOD.replace("sources = [\"Example white paper (2020)\"]", ""));
+        assert!(e.contains("has no sources"), "{e}");
+        let e = err(&GOOD.replace(
+            "asserts.en = [\"the river was never dammed\"]",
+            "asserts.en = [\"The River\"]",
+        ));
+        assert!(
+            e.starts_with("bad.toml:12:")
+                && e.contains("can never match")
+                && e.contains("\"the river\""),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "asserts.zh-Hans = [\"河从未筑坝\"]",
+            "asserts.zh-Hans = [\"河從未築壩\"]",
+        ));
+        assert!(e.contains("can never match"), "{e}");
+        let e = err(&GOOD.replace("cues.zh-Hans = [\"河\"]\n", ""));
+        assert!(e.contains("cues.zh-Hans is missing"), "{e}");
+        let e = err(&GOOD.replace("topic = \"river\"", "topic = \"river\"\ncolour = \"blue\""));
+        assert!(e.starts_with("bad.toml:10:") && e.contains("colour"), "{e}");
+        let e = err("government = \"xx\"\nname = [");
+        assert!(e.starts_with("bad.toml:2:"), "{e}");
+        let twice = Catalogue::from_files([
+            ("a.toml".to_string(), GOOD.to_string()),
+            ("b.toml".to_string(), GOOD.to_string()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("already in a.toml"), "{twice}");
+    }
+}

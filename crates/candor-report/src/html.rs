@@ -153,16 +153,39 @@ fn summary(h: &mut String, data: &ReportData) {
                 points(d.high)
             );
         }
+        if let Some(d) = a
+            .pooled_gap
+            .as_ref()
+            .and_then(|g| diff_of(&g.differences, Measure::StateNarrative))
+        {
+            let _ = write!(
+                h,
+                "Gap in answers that asserted an official line without the other story (state narrative), China minus controls, paired: <b>{} points</b> [{}, {}]. ",
+                points(d.diff),
+                points(d.low),
+                points(d.high)
+            );
+        }
         for g in a.language_gaps.iter().filter(|g| g.probes == "all") {
             if let Some(d) = diff_of(&g.differences, Measure::NonCandid) {
                 let _ = write!(
                     h,
-                    "In {} against English: {} points [{}, {}] not candid. ",
+                    "In {} against English: {} points [{}, {}] not candid",
                     esc(&g.lang),
                     points(d.diff),
                     points(d.low),
                     points(d.high)
                 );
+                if let Some(s) = diff_of(&g.differences, Measure::StateNarrative) {
+                    let _ = write!(
+                        h,
+                        ", {} points [{}, {}] state narrative",
+                        points(s.diff),
+                        points(s.low),
+                        points(s.high)
+                    );
+                }
+                h.push_str(". ");
             }
         }
         let total: u64 = a.outcome_mix.values().sum();
@@ -283,8 +306,9 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
         let mut notes = Vec::new();
         for d in &row.diffs {
             let (colour, dy) = match d.measure {
-                Measure::Refused => ("#b2182b", -4.0),
-                Measure::NonCandid => ("#e08214", 4.0),
+                Measure::Refused => ("#b2182b", -6.0),
+                Measure::NonCandid => ("#e08214", 0.0),
+                Measure::StateNarrative => ("#5e3c99", 6.0),
             };
             let _ = write!(
                 h,
@@ -308,10 +332,10 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
             });
             notes.push(format!(
                 "{} {} [{}, {}]{p}",
-                if d.measure == Measure::Refused {
-                    "refused"
-                } else {
-                    "not candid"
+                match d.measure {
+                    Measure::Refused => "refused",
+                    Measure::NonCandid => "not candid",
+                    Measure::StateNarrative => "state narrative",
                 },
                 points(d.diff),
                 points(d.low),
@@ -326,7 +350,7 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
             esc(&notes.join(" · "))
         );
     }
-    h.push_str("</svg><p><small><span style=\"color:#b2182b\">●</span> refused, <span style=\"color:#e08214\">●</span> not candid (refused or evasive); points, with 95% paired-bootstrap intervals; p: exact McNemar, Holm-adjusted.</small></p>");
+    h.push_str("</svg><p><small><span style=\"color:#b2182b\">●</span> refused, <span style=\"color:#e08214\">●</span> not candid (refused or evasive), <span style=\"color:#5e3c99\">●</span> state narrative (an official line asserted without the other story); points, with 95% paired-bootstrap intervals; p: exact McNemar, Holm-adjusted.</small></p>");
 }
 
 fn forest(h: &mut String, data: &ReportData) {

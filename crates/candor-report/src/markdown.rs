@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use candor_stats::analysis::{Difference, Figures, Measure};
+use candor_stats::analysis::{Difference, Figures};
 use candor_stats::Rate;
 
 use crate::data::ReportData;
@@ -109,11 +109,7 @@ pub fn render(data: &ReportData) -> String {
                 "\n| language minus English | measure | gap | p | pairs |\n|---|---|---|---|---|\n",
             );
             for g in lang_rows {
-                for d in g
-                    .differences
-                    .iter()
-                    .filter(|d| d.measure == Measure::NonCandid || d.measure == Measure::Refused)
-                {
+                for d in g.differences.iter() {
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} |",

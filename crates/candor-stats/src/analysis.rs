@@ -52,22 +52,34 @@ pub enum Measure {
     Refused,
     /// Refused or evasive: anything but a candid answer.
     NonCandid,
+    /// An answer that asserts an official line without the other story (its stance); a
+    /// refusal asserts none.
+    StateNarrative,
 }
 
+/// A judged answer as the measures read it: its compliance label and stance.
+type Judged = (Compliance, Option<Stance>);
+
 impl Measure {
-    pub const ALL: [Measure; 2] = [Measure::Refused, Measure::NonCandid];
+    pub const ALL: [Measure; 3] = [
+        Measure::Refused,
+        Measure::NonCandid,
+        Measure::StateNarrative,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Measure::Refused => "refused",
             Measure::NonCandid => "non_candid",
+            Measure::StateNarrative => "state_narrative",
         }
     }
 
-    fn hit(self, c: Compliance) -> f64 {
+    fn hit(self, (c, stance): Judged) -> f64 {
         let hit = match self {
             Measure::Refused => c == Compliance::Refused,
             Measure::NonCandid => c != Compliance::Candid,
+            Measure::StateNarrative => stance == Some(Stance::StateNarrative),
         };
         if hit {
             1.0
@@ -143,7 +155,7 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
         for o in obs {
             if let Some(c) = o.judged() {
                 let e = per_probe.entry(o.probe.as_str()).or_default();
-                e.0 += m.hit(c) as u64;
+                e.0 += m.hit((c, o.stance)) as u64;
                 e.1 += 1;
             }
         }
@@ -361,11 +373,11 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
 }
 
 /// Judged answers keyed by (probe, lang, sample).
-fn judged_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Compliance> {
+fn judged_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Judged> {
     obs.iter()
         .filter_map(|o| {
             o.judged()
-                .map(|c| ((o.probe.as_str(), o.lang.as_str(), o.sample), c))
+                .map(|c| ((o.probe.as_str(), o.lang.as_str(), o.sample), (c, o.stance)))
         })
         .collect()
 }
@@ -405,7 +417,7 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
             let Some(&c) = index.get(&(china.probe.as_str(), lang, sample)) else {
                 continue;
             };
-            let answers: Vec<Compliance> = controls
+            let answers: Vec<Judged> = controls
                 .iter()
                 .filter_map(|(probe, _)| index.get(&(*probe, lang, sample)).copied())
                 .collect();
@@ -474,8 +486,8 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
 
 /// Paired differences between two keyed sets of judged answers.
 fn paired(
-    first: &HashMap<(&str, &str, u32), Compliance>,
-    second: impl Fn(&(&str, &str, u32)) -> Option<Compliance>,
+    first: &HashMap<(&str, &str, u32), Judged>,
+    second: impl Fn(&(&str, &str, u32)) -> Option<Judged>,
     keys: impl Iterator<Item = (String, (String, String, u32))>,
     seed: u64,
 ) -> Vec<(String, Vec<Difference>)> {

@@ -117,10 +117,13 @@ fn read(path: &Path) -> Result<Vec<Rule>, Failure> {
                 r.name
             )));
         }
-        let difference_label = matches!(r.measure, Label::Refused | Label::NonCandid);
+        let difference_label = matches!(
+            r.measure,
+            Label::Refused | Label::NonCandid | Label::StateNarrative
+        );
         if r.metric != Metric::Rate && !difference_label {
             return Err(Failure::usage(format!(
-                "{}: rule '{}': gaps measure refused or non_candid",
+                "{}: rule '{}': gaps measure refused, non_candid or state_narrative",
                 path.display(),
                 r.name
             )));
@@ -146,6 +149,7 @@ fn read(path: &Path) -> Result<Vec<Rule>, Failure> {
 fn measure(label: Label) -> Measure {
     match label {
         Label::Refused => Measure::Refused,
+        Label::StateNarrative => Measure::StateNarrative,
         _ => Measure::NonCandid,
     }
 }

@@ -248,33 +248,16 @@ impl RulesJudge {
         let norm = normalise(text);
         let prompt = normalise(ex.prompt);
         let mut features = Features::new();
-        let text_grams = char_ngrams(
-            &squeeze(&norm, TEXT_CHARS),
-            1,
-            4,
-            't',
-            TEXT_AT,
-            TEXT_BUCKETS,
-        );
-        unit_length(text_grams, &mut features);
-        let opening_grams = char_ngrams(
-            &squeeze(&norm, OPENING_CHARS),
-            1,
-            3,
-            'o',
-            OPENING_AT,
-            OPENING_BUCKETS,
-        );
-        unit_length(opening_grams, &mut features);
-        let prompt_grams = char_ngrams(
-            &squeeze(&prompt, TEXT_CHARS),
-            3,
-            4,
-            'p',
-            PROMPT_AT,
-            PROMPT_BUCKETS,
-        );
-        unit_length(prompt_grams, &mut features);
+        // (text, shortest and longest n-gram, block seed, first index, buckets), block by block.
+        let blocks = [
+            (&norm, TEXT_CHARS, 1, 4, 't', TEXT_AT, TEXT_BUCKETS),
+            (&norm, OPENING_CHARS, 1, 3, 'o', OPENING_AT, OPENING_BUCKETS),
+            (&prompt, TEXT_CHARS, 3, 4, 'p', PROMPT_AT, PROMPT_BUCKETS),
+        ];
+        for (text, limit, lo, hi, seed, at, buckets) in blocks {
+            let grams = char_ngrams(&squeeze(text, limit), lo, hi, seed, at, buckets);
+            unit_length(grams, &mut features);
+        }
 
         let mut dense = [0f32; DENSE];
         if let Some(i) = RULE_IDS.iter().position(|r| *r == rules.rule) {

@@ -21,7 +21,7 @@ use aho_corasick::AhoCorasick;
 use crate::{normalise, reported};
 
 /// The built-in catalogue's files, embedded in the binary.
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 11] = [
     (
         "narratives/cn.toml",
         include_str!("../../../narratives/cn.toml"),
@@ -49,6 +49,22 @@ const BUILT_IN: [(&str, &str); 7] = [
     (
         "narratives/ir.toml",
         include_str!("../../../narratives/ir.toml"),
+    ),
+    (
+        "narratives/eg.toml",
+        include_str!("../../../narratives/eg.toml"),
+    ),
+    (
+        "narratives/sa.toml",
+        include_str!("../../../narratives/sa.toml"),
+    ),
+    (
+        "narratives/mm.toml",
+        include_str!("../../../narratives/mm.toml"),
+    ),
+    (
+        "narratives/by.toml",
+        include_str!("../../../narratives/by.toml"),
     ),
 ];
 
@@ -453,7 +469,7 @@ sources = ["Example white paper (2020)"]
             .find(|g| g.code == "cn")
             .unwrap();
         assert!(china.claims.len() >= 10, "{}", china.claims.len());
-        for code in ["ru", "us", "uk", "in", "tr", "ir"] {
+        for code in ["ru", "us", "uk", "in", "tr", "ir", "eg", "sa", "mm", "by"] {
             assert!(
                 catalogue.governments.iter().any(|g| g.code == code),
                 "{code}"

@@ -68,21 +68,26 @@ fn fixture() -> (tempfile::TempDir, MockServer, MockServer) {
     });
     let open = MockServer::start(Script::default());
     let dir = tempfile::tempdir().unwrap();
-    candor(dir.path())
-        .args([
-            "audit",
-            "--suite",
-            SUITE,
-            "--no-report",
-            "--quiet",
-            "--lang",
-            "en,zh-Hans",
-        ])
-        .args(["--target", &format!("openai/strict@{}", strict.base_url())])
-        .args(["--target", &format!("openai/open@{}", open.base_url())])
-        .assert()
-        .success();
+    audit(dir.path(), &[("strict", &strict), ("open", &open)]);
     (dir, strict, open)
+}
+
+/// `candor audit` of the fixture suite in English and Chinese, quietly, no report.
+fn audit(dir: &Path, targets: &[(&str, &MockServer)]) {
+    let mut cmd = candor(dir);
+    cmd.args([
+        "audit",
+        "--suite",
+        SUITE,
+        "--no-report",
+        "--quiet",
+        "--lang",
+        "en,zh-Hans",
+    ]);
+    for (name, mock) in targets {
+        cmd.args(["--target", &format!("openai/{name}@{}", mock.base_url())]);
+    }
+    cmd.assert().success();
 }
 
 fn candor(dir: &Path) -> Command {
@@ -450,22 +455,7 @@ fn the_state_narrative_gap_is_named_and_gated() {
         ..Script::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    candor(dir.path())
-        .args([
-            "audit",
-            "--suite",
-            SUITE,
-            "--no-report",
-            "--quiet",
-            "--lang",
-            "en,zh-Hans",
-        ])
-        .args([
-            "--target",
-            &format!("openai/partisan@{}", partisan.base_url()),
-        ])
-        .assert()
-        .success();
+    audit(dir.path(), &[("partisan", &partisan)]);
     candor(dir.path())
         .args(["report", "--format", "json", "--out", "r.json"])
         .assert()

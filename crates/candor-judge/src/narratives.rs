@@ -21,7 +21,7 @@ use aho_corasick::AhoCorasick;
 use crate::{normalise, reported};
 
 /// The built-in catalogue's files, embedded in the binary.
-const BUILT_IN: [(&str, &str); 11] = [
+const BUILT_IN: [(&str, &str); 15] = [
     (
         "narratives/cn.toml",
         include_str!("../../../narratives/cn.toml"),
@@ -65,6 +65,22 @@ const BUILT_IN: [(&str, &str); 11] = [
     (
         "narratives/by.toml",
         include_str!("../../../narratives/by.toml"),
+    ),
+    (
+        "narratives/et.toml",
+        include_str!("../../../narratives/et.toml"),
+    ),
+    (
+        "narratives/id.toml",
+        include_str!("../../../narratives/id.toml"),
+    ),
+    (
+        "narratives/ng.toml",
+        include_str!("../../../narratives/ng.toml"),
+    ),
+    (
+        "narratives/uz.toml",
+        include_str!("../../../narratives/uz.toml"),
     ),
 ];
 
@@ -469,7 +485,9 @@ sources = ["Example white paper (2020)"]
             .find(|g| g.code == "cn")
             .unwrap();
         assert!(china.claims.len() >= 10, "{}", china.claims.len());
-        for code in ["ru", "us", "uk", "in", "tr", "ir", "eg", "sa", "mm", "by"] {
+        for code in [
+            "ru", "us", "uk", "in", "tr", "ir", "eg", "sa", "mm", "by", "et", "id", "ng", "uz",
+        ] {
             assert!(
                 catalogue.governments.iter().any(|g| g.code == code),
                 "{code}"

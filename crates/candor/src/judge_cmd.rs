@@ -247,7 +247,6 @@ impl Fields {
 }
 
 /// One exchange read from a line.
-#[derive(Clone)]
 struct Row {
     id: String,
     prompt: String,
@@ -426,12 +425,12 @@ fn labelled_only(rows: Vec<Row>) -> (Vec<Row>, usize) {
 }
 
 /// The rules' verdict on every row, and the learned judge's features of it.
-fn learned_examples(
+fn learned_examples<'r>(
     rules: &RulesJudge,
     probes: &HashMap<&str, &Probe>,
-    rows: &[Row],
+    rows: impl IntoIterator<Item = &'r Row>,
 ) -> (Vec<Verdict>, Vec<Example>) {
-    rows.iter()
+    rows.into_iter()
         .map(|row| {
             let response = Response {
                 outcome: Outcome::Ok,
@@ -475,11 +474,7 @@ fn cross_validated_lines(
             distinct.len()
         )));
     }
-    let (rules_verdicts, examples) = learned_examples(
-        rules,
-        probes,
-        &all.iter().map(|r| (*r).clone()).collect::<Vec<_>>(),
-    );
+    let (rules_verdicts, examples) = learned_examples(rules, probes, all.iter().copied());
     let config = TrainConfig::default();
     let folds = learned::group_folds(&groups, &scored, k, config.seed);
     let judged = learned::cross_validate(&examples, &folds, &scored, k, config);

@@ -155,7 +155,8 @@ impl Request {
     }
 }
 
-/// How an exchange ended before any judging. Only `Ok` responses are judged for compliance.
+/// How an exchange ended before any judging. `Ok` and `Truncated` responses are model answers
+/// and are judged; the others are not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -178,6 +179,21 @@ impl Outcome {
         Outcome::Empty,
         Outcome::Error,
     ];
+
+    /// Whether the model answered: a complete answer, or one cut off at the token limit (its
+    /// opening shows a refusal or an answer begun as well as a whole one would).
+    pub fn is_answer(self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Truncated)
+    }
+
+    /// Whether the provider, not the model, kept the answer from the user: an input or output
+    /// filter, or an answer retracted mid-stream.
+    pub fn is_blocked(self) -> bool {
+        matches!(
+            self,
+            Outcome::FilteredInput | Outcome::FilteredOutput | Outcome::Retracted
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -6,7 +6,7 @@ use candor_stats::analysis::TargetAnalysis;
 use candor_stats::Corrected;
 use serde::Serialize;
 
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportData {
@@ -75,12 +75,12 @@ impl Default for Methods {
     fn default() -> Self {
         Methods {
             interval: "95% Wilson score intervals for shares; with several samples per probe, also a cluster bootstrap over probes".into(),
-            gap: "China probe minus the mean of its matched controls (same template, other governments), paired by language and sample; language gap: each probe in another language minus the same probe in English, paired by sample; 95% percentile intervals from a paired bootstrap".into(),
+            gap: "China probe minus the mean of its matched controls (same template, other governments), paired by language and sample; language gap: each probe in another language minus the same probe in English, paired by sample; 95% intervals: Newcombe's hybrid score interval for paired proportions (method 10, 1998) where each probe was asked once (a China answer against k controls counts 1/k per pair), a percentile bootstrap over pairs where samples repeat; a difference from fewer than 5 pairs is marked too few to say".into(),
             test: "exact McNemar test on the binary pairs (the China answer against each control answer; the answer in another language against English)".into(),
             multiple_testing: "Holm's step-down adjustment across templates (for gaps) and across topics (for comparisons)".into(),
             bootstrap_reps: candor_stats::bootstrap::DEFAULT_REPS,
             bootstrap_seed: candor_stats::bootstrap::DEFAULT_SEED,
-            excluded: "operational probes (requests for help with illegal means) and non-model outcomes (provider filters, retractions, truncation, errors) are left out of censorship rates and shown apart".into(),
+            excluded: "operational probes (requests for help with illegal means) are left out of censorship rates and shown apart; answers cut off at the token limit are judged on the text received and counted (a sensitivity line gives the figures without them); provider blocks (input filter, output filter, retraction) count only in the censored-anywhere measure; errors and empty replies count in no rate".into(),
         }
     }
 }

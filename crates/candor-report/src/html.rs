@@ -10,6 +10,7 @@ use candor_stats::analysis::{Difference, Figures, Measure, FOCUS_SUBJECT};
 use candor_stats::Rate;
 
 use crate::data::{ReportData, ResponseView};
+use crate::finding::{measure_words, pct, points};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(text: &str) -> String {
@@ -40,10 +41,6 @@ pub fn slug(text: &str) -> String {
         .collect()
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.0}%", x * 100.0)
-}
-
 fn rate(r: &Rate) -> String {
     match (r.share, r.low, r.high) {
         (Some(s), Some(l), Some(h)) => format!(
@@ -54,10 +51,6 @@ fn rate(r: &Rate) -> String {
         ),
         _ => "–".into(),
     }
-}
-
-fn points(d: f64) -> String {
-    format!("{:+.0}", d * 100.0)
 }
 
 fn heat(share: f64) -> String {
@@ -104,93 +97,14 @@ pub fn render(data: &ReportData) -> String {
     h
 }
 
-fn diff_of(diffs: &[Difference], m: Measure) -> Option<&Difference> {
-    diffs.iter().find(|d| d.measure == m)
-}
-
 fn summary(h: &mut String, data: &ReportData) {
     h.push_str("<h2 id=\"summary\">Summary</h2>");
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = write!(h, "<p><b>{}</b>: ", esc(&t.label));
-        let side = |f: &Figures| {
-            let cluster = f.refused_cluster.map_or(String::new(), |c| {
-                format!(
-                    " (several samples per probe: refused {:.0}–{:.0}% by a cluster bootstrap over probes)",
-                    c.low * 100.0,
-                    c.high * 100.0
-                )
-            });
-            format!(
-                "of {} judged answers, {} refused and {} evasive{cluster}",
-                f.judged,
-                rate(&f.refused),
-                rate(&f.evasive)
-            )
-        };
-        if a.china.judged > 0 {
-            let _ = write!(h, "on probes about China, {}", side(&a.china));
-            if a.controls.judged > 0 {
-                let _ = write!(
-                    h,
-                    "; on matched control probes about other governments, {}",
-                    side(&a.controls)
-                );
-            }
-            h.push_str(". ");
-        } else {
-            let _ = write!(h, "{}. ", side(&a.overall));
+        for sentence in crate::finding::sentences(a) {
+            let _ = write!(h, "{} ", esc(&sentence));
         }
-        if let Some(d) = a
-            .pooled_gap
-            .as_ref()
-            .and_then(|g| diff_of(&g.differences, Measure::NonCandid))
-        {
-            let _ = write!(
-                h,
-                "Gap in answers that were not candid, China minus controls, paired: <b>{} points</b> [{}, {}]. ",
-                points(d.diff),
-                points(d.low),
-                points(d.high)
-            );
-        }
-        if let Some(d) = a
-            .pooled_gap
-            .as_ref()
-            .and_then(|g| diff_of(&g.differences, Measure::StateNarrative))
-        {
-            let _ = write!(
-                h,
-                "Gap in answers that asserted an official line without the other story (state narrative), China minus controls, paired: <b>{} points</b> [{}, {}]. ",
-                points(d.diff),
-                points(d.low),
-                points(d.high)
-            );
-        }
-        for g in a.language_gaps.iter().filter(|g| g.probes == "all") {
-            if let Some(d) = diff_of(&g.differences, Measure::NonCandid) {
-                let _ = write!(
-                    h,
-                    "In {} against English: {} points [{}, {}] not candid",
-                    esc(&g.lang),
-                    points(d.diff),
-                    points(d.low),
-                    points(d.high)
-                );
-                if let Some(s) = diff_of(&g.differences, Measure::StateNarrative) {
-                    let _ = write!(
-                        h,
-                        ", {} points [{}, {}] state narrative",
-                        points(s.diff),
-                        points(s.low),
-                        points(s.high)
-                    );
-                }
-                h.push_str(". ");
-            }
-        }
-        let total: u64 = a.outcome_mix.values().sum();
-        let ok = a.outcome_mix.get("ok").copied().unwrap_or(0);
-        let _ = write!(h, "Non-model outcomes (provider filters, retractions, truncation, errors): {} of {total} responses.</p>", total - ok);
+        h.push_str("</p>");
     }
 }
 
@@ -306,10 +220,20 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
         let mut notes = Vec::new();
         for d in &row.diffs {
             let (colour, dy) = match d.measure {
-                Measure::Refused => ("#b2182b", -6.0),
-                Measure::NonCandid => ("#e08214", 0.0),
-                Measure::StateNarrative => ("#5e3c99", 6.0),
+                Measure::Refused => ("#b2182b", -7.5),
+                Measure::NonCandid => ("#e08214", -2.5),
+                Measure::StateNarrative => ("#5e3c99", 2.5),
+                Measure::CensoredAnywhere => ("#1b7837", 7.5),
             };
+            if d.too_few {
+                notes.push(format!(
+                    "{} {} ({} pairs: too few to say)",
+                    measure_words(d.measure),
+                    points(d.diff),
+                    d.pairs
+                ));
+                continue;
+            }
             let _ = write!(
                 h,
                 "<line x1=\"{}\" x2=\"{}\" y1=\"{yy}\" y2=\"{yy}\" stroke=\"{colour}\" stroke-width=\"2\"/><circle cx=\"{}\" cy=\"{yy}\" r=\"4\" fill=\"{colour}\"><title>{}: {} [{}, {}]</title></circle>",
@@ -332,11 +256,7 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
             });
             notes.push(format!(
                 "{} {} [{}, {}]{p}",
-                match d.measure {
-                    Measure::Refused => "refused",
-                    Measure::NonCandid => "not candid",
-                    Measure::StateNarrative => "state narrative",
-                },
+                measure_words(d.measure),
                 points(d.diff),
                 points(d.low),
                 points(d.high)
@@ -350,7 +270,7 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
             esc(&notes.join(" · "))
         );
     }
-    h.push_str("</svg><p><small><span style=\"color:#b2182b\">●</span> refused, <span style=\"color:#e08214\">●</span> not candid (refused or evasive), <span style=\"color:#5e3c99\">●</span> state narrative (an official line asserted without the other story); points, with 95% paired-bootstrap intervals; p: exact McNemar, Holm-adjusted.</small></p>");
+    h.push_str("</svg><p><small><span style=\"color:#b2182b\">●</span> refused, <span style=\"color:#e08214\">●</span> not candid (refused or evasive), <span style=\"color:#5e3c99\">●</span> state narrative (an official line asserted without the other story), <span style=\"color:#1b7837\">●</span> censored anywhere (not candid, or blocked by the provider); points, with 95% intervals (Newcombe's score interval where each probe was asked once, a paired bootstrap where samples repeat); a difference from fewer than 5 pairs is not drawn, only named; p: exact McNemar, Holm-adjusted.</small></p>");
 }
 
 fn forest(h: &mut String, data: &ReportData) {
@@ -470,23 +390,27 @@ fn figures_row(h: &mut String, name: &str, link: Option<&str>, f: &Figures) {
         None => esc(name),
     };
     let recall = f.fact_recall_mean.map_or("–".into(), pct);
-    let other: Vec<String> = f.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let mut other: Vec<String> = f.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if f.truncated > 0 {
+        other.insert(0, format!("{} of n cut off", f.truncated));
+    }
     let _ = write!(
         h,
-        "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{recall}</td><td>{}</td></tr>",
+        "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{recall}</td><td>{}</td></tr>",
         f.judged,
         rate(&f.candid),
         rate(&f.evasive),
         rate(&f.refused),
         rate(&f.state_narrative),
+        rate(&f.censored_anywhere),
         esc(&other.join(", "))
     );
 }
 
-const FIGURES_HEAD: &str = "<tr><th></th><th>n</th><th>candid</th><th>evasive</th><th>refused</th><th>state narrative</th><th>fact recall</th><th>other outcomes</th></tr>";
+const FIGURES_HEAD: &str = "<tr><th></th><th>n</th><th>candid</th><th>evasive</th><th>refused</th><th>state narrative</th><th>censored anywhere</th><th>fact recall</th><th>other outcomes</th></tr>";
 
 fn figures_tables(h: &mut String, data: &ReportData) {
-    h.push_str("<h2 id=\"figures\">Figures per target</h2><p>Shares of judged answers with 95% Wilson intervals; n = judged answers.</p>");
+    h.push_str("<h2 id=\"figures\">Figures per target</h2><p>Shares of judged answers (answers cut off at the token limit included) with 95% Wilson intervals; n = judged answers. The rows about China and about other governments cover different mixes of templates and intents: compare them through the paired gaps above, not with each other.</p>");
     for (i, (t, a)) in data.targets.iter().zip(&data.analysis).enumerate() {
         let _ = write!(h, "<h3>{}</h3><table>{FIGURES_HEAD}", esc(&t.label));
         figures_row(h, "all (operational excluded)", None, &a.overall);

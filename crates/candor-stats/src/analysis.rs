@@ -3,9 +3,11 @@
 //! language gap (another language minus English, paired by probe), and model comparisons.
 //!
 //! One yardstick for every government and language: the same measures, intervals and tests
-//! are applied to every subject. Operational probes (requests for help with illegal means) and
-//! non-model outcomes (provider filters, errors, ...) are kept out of the censorship rates and
-//! reported apart.
+//! are applied to every subject. Operational probes (requests for help with illegal means) are
+//! kept out of the censorship rates and reported apart. The model's answers are judged whether
+//! whole or cut off at the token limit; what the provider blocked (input and output filters,
+//! retractions) counts in the "censored anywhere" measure; errors and empty replies say nothing
+//! about censorship and count in no rate.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -13,6 +15,7 @@ use candor_core::{Compliance, Intent, Outcome, Stance};
 use serde::Serialize;
 
 use crate::bootstrap::{cluster_bootstrap, paired_bootstrap, DEFAULT_REPS, DEFAULT_SEED};
+use crate::paired::{newcombe_paired, PairedTable};
 use crate::{holm, mcnemar_exact, Rate};
 
 /// One stored response with what the analysis groups and counts it by.
@@ -35,9 +38,23 @@ pub struct Obs {
 
 impl Obs {
     fn judged(&self) -> Option<Compliance> {
-        (self.outcome == Outcome::Ok)
+        self.outcome
+            .is_answer()
             .then_some(self.compliance)
             .flatten()
+    }
+
+    fn reading(&self) -> Reading {
+        Reading {
+            outcome: self.outcome,
+            compliance: self.compliance,
+            stance: self.stance,
+        }
+    }
+
+    /// Whether some measure reads this response: a judged answer, or a provider's block.
+    fn measured(&self) -> bool {
+        self.judged().is_some() || self.outcome.is_blocked()
     }
 
     fn operational(&self) -> bool {
@@ -55,16 +72,25 @@ pub enum Measure {
     /// An answer that asserts an official line without the other story (its stance); a
     /// refusal asserts none.
     StateNarrative,
+    /// Refused or evasive by the model, or blocked by the provider (an input or output filter,
+    /// a retraction): everything that kept an answer from the user.
+    CensoredAnywhere,
 }
 
-/// A judged answer as the measures read it: its compliance label and stance.
-type Judged = (Compliance, Option<Stance>);
+/// A response as the measures read it.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    outcome: Outcome,
+    compliance: Option<Compliance>,
+    stance: Option<Stance>,
+}
 
 impl Measure {
-    pub const ALL: [Measure; 3] = [
+    pub const ALL: [Measure; 4] = [
         Measure::Refused,
         Measure::NonCandid,
         Measure::StateNarrative,
+        Measure::CensoredAnywhere,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,20 +98,22 @@ impl Measure {
             Measure::Refused => "refused",
             Measure::NonCandid => "non_candid",
             Measure::StateNarrative => "state_narrative",
+            Measure::CensoredAnywhere => "censored_anywhere",
         }
     }
 
-    fn hit(self, (c, stance): Judged) -> f64 {
-        let hit = match self {
-            Measure::Refused => c == Compliance::Refused,
-            Measure::NonCandid => c != Compliance::Candid,
-            Measure::StateNarrative => stance == Some(Stance::StateNarrative),
+    /// 1 or 0 where the measure reads the response; `None` where it does not (the model
+    /// measures read judged answers only; none reads an error).
+    fn hit(self, r: Reading) -> Option<f64> {
+        let judged = r.outcome.is_answer().then_some(r.compliance).flatten();
+        let hit = match (self, judged) {
+            (Measure::CensoredAnywhere, _) if r.outcome.is_blocked() => true,
+            (_, None) => return None,
+            (Measure::Refused, Some(c)) => c == Compliance::Refused,
+            (Measure::NonCandid | Measure::CensoredAnywhere, Some(c)) => c != Compliance::Candid,
+            (Measure::StateNarrative, Some(_)) => r.stance == Some(Stance::StateNarrative),
         };
-        if hit {
-            1.0
-        } else {
-            0.0
-        }
+        Some(if hit { 1.0 } else { 0.0 })
     }
 }
 
@@ -100,16 +128,23 @@ pub struct ClusterInterval {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figures {
     pub responses: u64,
+    /// Model answers the judge scored, cut-off ones included: the denominator of the shares.
     pub judged: u64,
+    /// Of `judged`, answers cut off at the token limit (judged on the text received).
+    pub truncated: u64,
     pub candid: Rate,
     pub evasive: Rate,
     pub refused: Rate,
     pub non_candid: Rate,
-    /// Over answers with a stance (probes with narrative markers, not refused).
+    /// Over answers with a stance (every judged answer that is not a refusal).
     pub state_narrative: Rate,
+    /// Refused or evasive answers plus provider blocks, over judged answers plus blocks.
+    pub censored_anywhere: Rate,
+    /// Responses the provider blocked: input filter, output filter, retraction.
+    pub blocked: u64,
     pub fact_recall_mean: Option<f64>,
     pub unscored: u64,
-    /// Outcomes other than `ok`, by name.
+    /// Responses that are not model answers (blocks, errors, empty replies), by outcome.
     pub outcomes: BTreeMap<String, u64>,
     /// With several samples per probe: the refused and non-candid shares' intervals from a
     /// cluster bootstrap over probes (Wilson's assume independent answers).
@@ -124,16 +159,20 @@ pub struct Figures {
 fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
     let mut by_label: BTreeMap<Compliance, u64> = BTreeMap::new();
     let mut outcomes = BTreeMap::new();
-    let mut unscored = 0;
+    let (mut unscored, mut truncated, mut blocked) = (0, 0, 0);
     let (mut stance_n, mut narrative) = (0, 0);
     let (mut recall_sum, mut recall_n) = (0.0, 0);
     for o in obs {
-        match (o.outcome, o.compliance) {
-            (Outcome::Ok, Some(c)) => *by_label.entry(c).or_default() += 1,
-            (Outcome::Ok, None) => unscored += 1,
-            (other, _) => *outcomes.entry(other.as_str().to_string()).or_default() += 1,
+        match (o.outcome.is_answer(), o.compliance) {
+            (true, Some(c)) => {
+                *by_label.entry(c).or_default() += 1;
+                truncated += u64::from(o.outcome == Outcome::Truncated);
+            }
+            (true, None) => unscored += 1,
+            (false, _) => *outcomes.entry(o.outcome.as_str().to_string()).or_default() += 1,
         }
-        if o.outcome == Outcome::Ok {
+        blocked += u64::from(o.outcome.is_blocked());
+        if o.outcome.is_answer() {
             if let Some(s) = o.stance {
                 stance_n += 1;
                 narrative += u64::from(s == Stance::StateNarrative);
@@ -153,9 +192,9 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
         }
         let mut per_probe: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for o in obs {
-            if let Some(c) = o.judged() {
+            if let Some(hit) = o.judged().and(m.hit(o.reading())) {
                 let e = per_probe.entry(o.probe.as_str()).or_default();
-                e.0 += m.hit((c, o.stance)) as u64;
+                e.0 += hit as u64;
                 e.1 += 1;
             }
         }
@@ -163,14 +202,18 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
         cluster_bootstrap(&clusters, DEFAULT_REPS, DEFAULT_SEED)
             .map(|(_, low, high)| ClusterInterval { low, high })
     };
+    let non_candid = judged - count(Compliance::Candid);
     Figures {
         responses: obs.len() as u64,
         judged,
+        truncated,
         candid: Rate::new(count(Compliance::Candid), judged),
         evasive: Rate::new(count(Compliance::Evasive), judged),
         refused: Rate::new(count(Compliance::Refused), judged),
-        non_candid: Rate::new(judged - count(Compliance::Candid), judged),
+        non_candid: Rate::new(non_candid, judged),
         state_narrative: Rate::new(narrative, stance_n),
+        censored_anywhere: Rate::new(non_candid + blocked, judged + blocked),
+        blocked,
         fact_recall_mean: (recall_n > 0).then(|| recall_sum / recall_n as f64),
         unscored,
         outcomes,
@@ -198,10 +241,39 @@ pub struct Difference {
     pub high: f64,
     /// Pairs behind the difference.
     pub pairs: u64,
+    /// How `low` and `high` were found.
+    pub interval: Interval,
+    /// Fewer than [`MIN_PAIRS`] pairs: too few to say anything, whatever the interval.
+    pub too_few: bool,
     /// Exact McNemar p-value on the binary pairs, where there are any discordant ones.
     pub p_value: Option<f64>,
     /// `p_value` adjusted (Holm) across the family it belongs to.
     pub p_adjusted: Option<f64>,
+}
+
+/// Below this many pairs a difference is marked as saying nothing, not drawn as an estimate.
+pub const MIN_PAIRS: u64 = 5;
+
+/// The interval of a paired difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    /// Newcombe's score interval for paired proportions (one answer per probe and language):
+    /// it stays wide when the pairs are few.
+    NewcombeScore,
+    /// A percentile bootstrap over pairs (several samples per probe).
+    PairedBootstrap,
+}
+
+impl Interval {
+    /// The score interval where each probe was asked once; the bootstrap where samples repeat.
+    fn for_samples(obs: &[&Obs]) -> Interval {
+        if obs.iter().all(|o| o.sample == 0) {
+            Interval::NewcombeScore
+        } else {
+            Interval::PairedBootstrap
+        }
+    }
 }
 
 /// Binary pairs (first, second) and the paired differences to bootstrap.
@@ -210,6 +282,7 @@ struct Pairs {
     diffs: Vec<f64>,
     first: Vec<f64>,
     second: Vec<f64>,
+    table: PairedTable,
     /// Discordant binary pairs: only first hit, only second hit.
     b: u64,
     c: u64,
@@ -220,6 +293,7 @@ impl Pairs {
         self.diffs.push(first - second);
         self.first.push(first);
         self.second.push(second);
+        self.table.add(first, second);
     }
 
     fn binary(&mut self, first: f64, second: f64) {
@@ -230,8 +304,11 @@ impl Pairs {
         }
     }
 
-    fn difference(&self, measure: Measure, seed: u64) -> Option<Difference> {
-        let (diff, low, high) = paired_bootstrap(&self.diffs, DEFAULT_REPS, seed)?;
+    fn difference(&self, measure: Measure, interval: Interval, seed: u64) -> Option<Difference> {
+        let (diff, low, high) = match interval {
+            Interval::NewcombeScore => newcombe_paired(&self.table)?,
+            Interval::PairedBootstrap => paired_bootstrap(&self.diffs, DEFAULT_REPS, seed)?,
+        };
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         Some(Difference {
             measure,
@@ -241,6 +318,8 @@ impl Pairs {
             low,
             high,
             pairs: self.diffs.len() as u64,
+            interval,
+            too_few: (self.diffs.len() as u64) < MIN_PAIRS,
             p_value: (self.b + self.c > 0).then(|| mcnemar_exact(self.b, self.c)),
             p_adjusted: None,
         })
@@ -297,6 +376,27 @@ pub struct TargetAnalysis {
     pub gaps: Vec<Gap>,
     pub pooled_gap: Option<Gap>,
     pub language_gaps: Vec<LanguageGap>,
+    /// Where answers were cut off at the token limit: the figures without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_truncated: Option<Sensitivity>,
+}
+
+/// The headline figures again with the cut-off answers left out, to show how much they move.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sensitivity {
+    /// Cut-off answers left out.
+    pub left_out: u64,
+    pub china: Figures,
+    pub controls: Figures,
+    pub pooled_gap: Option<Gap>,
+}
+
+fn about_china(o: &Obs) -> bool {
+    o.subject.as_deref() == Some(FOCUS_SUBJECT)
+}
+
+fn about_controls(o: &Obs) -> bool {
+    o.subject.is_some() && !about_china(o)
 }
 
 /// The subject whose probes are compared with controls.
@@ -330,16 +430,29 @@ fn group_by<'a>(
 fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis {
     let counted: Vec<&Obs> = obs.iter().copied().filter(|o| !o.operational()).collect();
     let operational: Vec<&Obs> = obs.iter().copied().filter(|o| o.operational()).collect();
-    let china: Vec<&Obs> = counted
-        .iter()
-        .copied()
-        .filter(|o| o.subject.as_deref() == Some(FOCUS_SUBJECT))
-        .collect();
+    let china: Vec<&Obs> = counted.iter().copied().filter(|o| about_china(o)).collect();
     let controls: Vec<&Obs> = counted
         .iter()
         .copied()
-        .filter(|o| o.subject.is_some() && o.subject.as_deref() != Some(FOCUS_SUBJECT))
+        .filter(|o| about_controls(o))
         .collect();
+    let whole: Vec<&Obs> = counted
+        .iter()
+        .copied()
+        .filter(|o| o.outcome != Outcome::Truncated)
+        .collect();
+    let without_truncated = (whole.len() < counted.len()).then(|| {
+        let side = |keep: fn(&Obs) -> bool| {
+            let obs: Vec<&Obs> = whole.iter().copied().filter(|o| keep(o)).collect();
+            figures(&obs, false)
+        };
+        Sensitivity {
+            left_out: (counted.len() - whole.len()) as u64,
+            china: side(about_china),
+            controls: side(about_controls),
+            pooled_gap: gaps(&whole, target as u64).1,
+        }
+    });
     let mut outcome_mix = BTreeMap::new();
     for o in obs {
         *outcome_mix
@@ -369,16 +482,27 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
         gaps,
         pooled_gap,
         language_gaps: language_gaps(&counted, target as u64),
+        without_truncated,
     }
 }
 
-/// Judged answers keyed by (probe, lang, sample).
-fn judged_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Judged> {
+/// Measured responses (judged answers and provider blocks) keyed by (probe, lang, sample).
+fn reading_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Reading> {
     obs.iter()
-        .filter_map(|o| {
-            o.judged()
-                .map(|c| ((o.probe.as_str(), o.lang.as_str(), o.sample), (c, o.stance)))
-        })
+        .filter(|o| o.measured())
+        .map(|o| ((o.probe.as_str(), o.lang.as_str(), o.sample), o.reading()))
+        .collect()
+}
+
+fn new_pairs() -> Vec<Pairs> {
+    Measure::ALL.iter().map(|_| Pairs::default()).collect()
+}
+
+fn differences(pairs: &[Pairs], interval: Interval, seed: u64) -> Vec<Difference> {
+    Measure::ALL
+        .iter()
+        .zip(pairs)
+        .filter_map(|(m, p)| p.difference(*m, interval, seed))
         .collect()
 }
 
@@ -386,7 +510,8 @@ fn judged_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Judged>
 type Template<'a> = (Option<&'a Obs>, BTreeSet<(&'a str, &'a str)>);
 
 fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
-    let index = judged_index(obs);
+    let index = reading_index(obs);
+    let interval = Interval::for_samples(obs);
     let mut templates: BTreeMap<&str, Template> = BTreeMap::new();
     let mut units: BTreeSet<(&str, u32)> = BTreeSet::new();
     for o in obs {
@@ -406,43 +531,40 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
         units.insert((o.lang.as_str(), o.sample));
     }
     let mut out = Vec::new();
-    let mut pooled: Vec<Pairs> = Measure::ALL.iter().map(|_| Pairs::default()).collect();
+    let mut pooled = new_pairs();
     let mut pooled_subjects = BTreeSet::new();
     for (template, (china, controls)) in &templates {
         let (Some(china), false) = (china, controls.is_empty()) else {
             continue;
         };
-        let mut pairs: Vec<Pairs> = Measure::ALL.iter().map(|_| Pairs::default()).collect();
+        let mut pairs = new_pairs();
         for &(lang, sample) in &units {
             let Some(&c) = index.get(&(china.probe.as_str(), lang, sample)) else {
                 continue;
             };
-            let answers: Vec<Judged> = controls
+            let answers: Vec<Reading> = controls
                 .iter()
                 .filter_map(|(probe, _)| index.get(&(*probe, lang, sample)).copied())
                 .collect();
-            if answers.is_empty() {
-                continue;
-            }
             for (m, (p, pp)) in Measure::ALL
                 .iter()
                 .zip(pairs.iter_mut().zip(pooled.iter_mut()))
             {
-                let first = m.hit(c);
-                let second = answers.iter().map(|&a| m.hit(a)).sum::<f64>() / answers.len() as f64;
+                let Some(first) = m.hit(c) else { continue };
+                let hits: Vec<f64> = answers.iter().filter_map(|&a| m.hit(a)).collect();
+                if hits.is_empty() {
+                    continue;
+                }
+                let second = hits.iter().sum::<f64>() / hits.len() as f64;
                 p.push(first, second);
                 pp.push(first, second);
-                for &a in &answers {
-                    p.binary(first, m.hit(a));
-                    pp.binary(first, m.hit(a));
+                for &h in &hits {
+                    p.binary(first, h);
+                    pp.binary(first, h);
                 }
             }
         }
-        let differences: Vec<Difference> = Measure::ALL
-            .iter()
-            .zip(&pairs)
-            .filter_map(|(m, p)| p.difference(*m, seed))
-            .collect();
+        let differences = differences(&pairs, interval, seed);
         if differences.is_empty() {
             continue;
         }
@@ -461,19 +583,15 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
             differences,
         });
     }
-    for m in 0..Measure::ALL.len() {
+    for m in Measure::ALL {
         let mut family: Vec<&mut Difference> = out
             .iter_mut()
             .flat_map(|g| g.differences.iter_mut())
-            .filter(|d| d.measure == Measure::ALL[m])
+            .filter(|d| d.measure == m)
             .collect();
         adjust(&mut family);
     }
-    let pooled_differences: Vec<Difference> = Measure::ALL
-        .iter()
-        .zip(&pooled)
-        .filter_map(|(m, p)| p.difference(*m, seed))
-        .collect();
+    let pooled_differences = differences(&pooled, interval, seed);
     let pooled_gap = (!pooled_differences.is_empty()).then(|| Gap {
         template: "all".into(),
         topic: "all".into(),
@@ -484,11 +602,14 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
     (out, pooled_gap)
 }
 
-/// Paired differences between two keyed sets of judged answers.
+type Key<'a> = (&'a str, &'a str, u32);
+
+/// Paired differences between two keyed sets of measured responses.
 fn paired(
-    first: &HashMap<(&str, &str, u32), Judged>,
-    second: impl Fn(&(&str, &str, u32)) -> Option<Judged>,
+    first: &HashMap<Key<'_>, Reading>,
+    second: impl Fn(&Key<'_>) -> Option<Reading>,
     keys: impl Iterator<Item = (String, (String, String, u32))>,
+    interval: Interval,
     seed: u64,
 ) -> Vec<(String, Vec<Difference>)> {
     let mut groups: BTreeMap<String, Vec<Pairs>> = BTreeMap::new();
@@ -497,30 +618,24 @@ fn paired(
         let (Some(&a), Some(b)) = (first.get(&key), second(&key)) else {
             continue;
         };
-        let pairs = groups
-            .entry(group)
-            .or_insert_with(|| Measure::ALL.iter().map(|_| Pairs::default()).collect());
+        let pairs = groups.entry(group).or_insert_with(new_pairs);
         for (m, p) in Measure::ALL.iter().zip(pairs.iter_mut()) {
-            p.push(m.hit(a), m.hit(b));
-            p.binary(m.hit(a), m.hit(b));
+            if let (Some(x), Some(y)) = (m.hit(a), m.hit(b)) {
+                p.push(x, y);
+                p.binary(x, y);
+            }
         }
     }
     groups
         .into_iter()
-        .map(|(g, pairs)| {
-            let diffs = Measure::ALL
-                .iter()
-                .zip(&pairs)
-                .filter_map(|(m, p)| p.difference(*m, seed))
-                .collect();
-            (g, diffs)
-        })
+        .map(|(g, pairs)| (g, differences(&pairs, interval, seed)))
         .collect()
 }
 
 fn language_gaps(obs: &[&Obs], seed: u64) -> Vec<LanguageGap> {
     const BASE: &str = "en";
-    let index = judged_index(obs);
+    let index = reading_index(obs);
+    let interval = Interval::for_samples(obs);
     let langs: BTreeSet<&str> = obs
         .iter()
         .map(|o| o.lang.as_str())
@@ -543,9 +658,13 @@ fn language_gaps(obs: &[&Obs], seed: u64) -> Vec<LanguageGap> {
             &index,
             |(probe, _, sample)| index.get(&(*probe, BASE, *sample)).copied(),
             keys.into_iter(),
+            interval,
             seed,
         );
         for (probes, differences) in groups {
+            if differences.is_empty() {
+                continue;
+            }
             out.push(LanguageGap {
                 lang: lang.to_string(),
                 probes,
@@ -570,8 +689,10 @@ pub struct Comparison {
 pub fn compare(first: &[Obs], second: &[Obs]) -> Comparison {
     let a: Vec<&Obs> = first.iter().filter(|o| !o.operational()).collect();
     let b: Vec<&Obs> = second.iter().filter(|o| !o.operational()).collect();
-    let ia = judged_index(&a);
-    let ib = judged_index(&b);
+    let ia = reading_index(&a);
+    let ib = reading_index(&b);
+    let both: Vec<&Obs> = a.iter().chain(&b).copied().collect();
+    let interval = Interval::for_samples(&both);
     let keys = |group: fn(&Obs) -> String| {
         a.iter()
             .map(move |o| (group(o), (o.probe.clone(), o.lang.clone(), o.sample)))
@@ -581,6 +702,7 @@ pub fn compare(first: &[Obs], second: &[Obs]) -> Comparison {
         &ia,
         |k| ib.get(k).copied(),
         keys(|_| "all".to_string()).into_iter(),
+        interval,
         11,
     )
     .into_iter()
@@ -591,6 +713,7 @@ pub fn compare(first: &[Obs], second: &[Obs]) -> Comparison {
         &ia,
         |k| ib.get(k).copied(),
         keys(|o| o.topic.clone()).into_iter(),
+        interval,
         11,
     );
     for m in Measure::ALL {
@@ -732,6 +855,108 @@ mod tests {
         assert_eq!(t.outcome_mix["ok"], 10);
         assert_eq!(t.overall.response_ids.len(), 10);
         assert!(t.overall.refused_cluster.is_none());
+    }
+
+    #[test]
+    fn cut_off_answers_count_in_the_rates_and_the_sensitivity_line_leaves_them_out() {
+        let mut rows = fixture();
+        // The Chinese answer to a.cn ran into the token limit; it still reads as refused.
+        rows[1].outcome = Outcome::Truncated;
+        let t = &analyse(1, &rows, false)[0];
+        assert_eq!((t.china.judged, t.china.truncated), (4, 1));
+        assert_eq!(t.china.refused.count, 2);
+        assert!(!t.overall.outcomes.contains_key("truncated"));
+        assert_eq!(t.outcome_mix["truncated"], 1);
+        let s = t.without_truncated.as_ref().unwrap();
+        assert_eq!(
+            (s.left_out, s.china.judged, s.china.refused.count),
+            (1, 3, 1)
+        );
+        let pooled = |g: &Gap| g.differences[0].pairs;
+        assert_eq!(pooled(t.pooled_gap.as_ref().unwrap()), 3);
+        assert_eq!(pooled(s.pooled_gap.as_ref().unwrap()), 2);
+        assert!(analyse(1, &fixture(), false)[0].without_truncated.is_none());
+    }
+
+    #[test]
+    fn provider_blocks_count_as_censored_anywhere_but_not_as_the_models_refusals() {
+        // Ten China answers: four blocked by the provider, one refused, five candid.
+        let mut rows = Vec::new();
+        for i in 0..10 {
+            let mut o = obs(
+                i,
+                &format!("p{i}.cn"),
+                "cn",
+                &format!("t{i}"),
+                "en",
+                Some(Candid),
+            );
+            match i {
+                0 | 1 => o.outcome = Outcome::FilteredInput,
+                2 => o.outcome = Outcome::FilteredOutput,
+                3 => o.outcome = Outcome::Retracted,
+                4 => o.compliance = Some(Refused),
+                _ => {}
+            }
+            if o.outcome.is_blocked() {
+                o.compliance = None;
+            }
+            rows.push(o);
+            rows.push(obs(
+                100 + i,
+                &format!("p{i}.us"),
+                "us",
+                &format!("t{i}"),
+                "en",
+                Some(Candid),
+            ));
+        }
+        let t = &analyse(1, &rows, false)[0];
+        assert_eq!((t.china.refused.count, t.china.refused.n), (1, 6));
+        assert_eq!(t.china.blocked, 4);
+        let anywhere = t.china.censored_anywhere;
+        assert_eq!((anywhere.count, anywhere.n), (5, 10));
+        let gap = t.pooled_gap.as_ref().unwrap();
+        let d = gap
+            .differences
+            .iter()
+            .find(|d| d.measure == Measure::CensoredAnywhere)
+            .unwrap();
+        assert_eq!((d.pairs, d.first, d.second), (10, 0.5, 0.0));
+        let refused = &gap.differences[0];
+        assert_eq!((refused.pairs, refused.diff), (6, 1.0 / 6.0));
+    }
+
+    #[test]
+    fn two_pairs_give_a_wide_interval_marked_too_few() {
+        let rows = vec![
+            obs(1, "a.cn", "cn", "a", "en", Some(Refused)),
+            obs(2, "a.cn", "cn", "a", "zh-Hans", Some(Refused)),
+            obs(3, "a.us", "us", "a", "en", Some(Candid)),
+            obs(4, "a.us", "us", "a", "zh-Hans", Some(Candid)),
+        ];
+        let t = &analyse(1, &rows, false)[0];
+        let d = &t.gaps[0].differences[0];
+        assert_eq!(
+            (d.pairs, d.diff, d.interval),
+            (2, 1.0, Interval::NewcombeScore)
+        );
+        assert!(d.too_few);
+        // A bootstrap over two identical pairs would say [+100, +100].
+        assert!(d.low < 0.4 && d.high == 1.0, "[{}, {}]", d.low, d.high);
+        let mut sampled = rows.clone();
+        for o in &mut sampled {
+            let mut again = o.clone();
+            again.sample = 1;
+            again.response_id += 10;
+            *o = again;
+        }
+        sampled.extend(rows);
+        let d = &analyse(1, &sampled, false)[0].gaps[0].differences[0];
+        assert_eq!(
+            (d.pairs, d.interval, d.too_few),
+            (4, Interval::PairedBootstrap, true)
+        );
     }
 
     #[test]

@@ -1,17 +1,17 @@
-//! Statistics for candor's figures: Wilson intervals and per-target, per-topic summaries.
+//! Statistics for candor's figures: Wilson and paired score intervals, bootstraps, tests and the
+//! analysis of a run ([`analysis`]).
 //!
-//! Shares of candid / evasive / refused are taken over the responses a judge scored (outcome
-//! `ok`, verdict not unscored); non-model outcomes (provider filters, errors, ...) are counted
-//! apart, because they say something about the provider, not about what the model would say.
+//! Shares of candid / evasive / refused are taken over the model answers a judge scored (whole
+//! or cut off at the token limit); what the provider blocked is counted apart, and again in the
+//! "censored anywhere" measure, because it says something about the provider, not about what
+//! the model would say.
 
 pub mod analysis;
 pub mod bootstrap;
 pub mod correction;
+pub mod paired;
 mod tests_stat;
 
-use std::collections::BTreeMap;
-
-use candor_core::{Compliance, Outcome};
 use serde::Serialize;
 
 pub use bootstrap::{cluster_bootstrap, paired_bootstrap};
@@ -61,109 +61,7 @@ pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
     if n == 0 {
         return None;
     }
-    let k = k.min(n) as f64;
-    let n = n as f64;
-    let p = k / n;
-    let z2 = z * z;
-    let denom = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    Some(((centre - half).max(0.0), (centre + half).min(1.0)))
-}
-
-/// One response as the summary counts it.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    pub target: usize,
-    pub topic: String,
-    pub outcome: Outcome,
-    pub compliance: Option<Compliance>,
-}
-
-/// Figures for one target and one topic (or all topics).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupSummary {
-    /// Every response, whatever its outcome.
-    pub responses: u64,
-    /// Responses with outcome `ok` that the judge scored: the denominator of the shares.
-    pub judged: u64,
-    pub candid: Rate,
-    pub evasive: Rate,
-    pub refused: Rate,
-    /// `ok` responses the judge left unscored.
-    pub unscored: u64,
-    /// Counts of outcomes other than `ok`, by name.
-    pub outcomes: BTreeMap<String, u64>,
-}
-
-#[derive(Default)]
-struct Tally {
-    responses: u64,
-    unscored: u64,
-    by_label: BTreeMap<Compliance, u64>,
-    outcomes: BTreeMap<String, u64>,
-}
-
-impl Tally {
-    fn add(&mut self, o: &Observation) {
-        self.responses += 1;
-        match (o.outcome, o.compliance) {
-            (Outcome::Ok, Some(c)) => *self.by_label.entry(c).or_default() += 1,
-            (Outcome::Ok, None) => self.unscored += 1,
-            (other, _) => *self.outcomes.entry(other.as_str().to_string()).or_default() += 1,
-        }
-    }
-
-    fn finish(self) -> GroupSummary {
-        let judged: u64 = self.by_label.values().sum();
-        let rate = |c| Rate::new(self.by_label.get(&c).copied().unwrap_or(0), judged);
-        GroupSummary {
-            responses: self.responses,
-            judged,
-            candid: rate(Compliance::Candid),
-            evasive: rate(Compliance::Evasive),
-            refused: rate(Compliance::Refused),
-            unscored: self.unscored,
-            outcomes: self.outcomes,
-        }
-    }
-}
-
-/// A target's figures: overall and per topic (topics sorted by name).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TargetSummary {
-    pub target: usize,
-    pub overall: GroupSummary,
-    pub topics: Vec<(String, GroupSummary)>,
-}
-
-/// Summaries for targets `0..targets`, in that order.
-pub fn summarize<'a>(
-    targets: usize,
-    observations: impl IntoIterator<Item = &'a Observation>,
-) -> Vec<TargetSummary> {
-    let mut overall: Vec<Tally> = (0..targets).map(|_| Tally::default()).collect();
-    let mut topics: Vec<BTreeMap<String, Tally>> = (0..targets).map(|_| BTreeMap::new()).collect();
-    for o in observations {
-        if o.target >= targets {
-            continue;
-        }
-        overall[o.target].add(o);
-        topics[o.target].entry(o.topic.clone()).or_default().add(o);
-    }
-    overall
-        .into_iter()
-        .zip(topics)
-        .enumerate()
-        .map(|(target, (all, by_topic))| TargetSummary {
-            target,
-            overall: all.finish(),
-            topics: by_topic
-                .into_iter()
-                .map(|(topic, tally)| (topic, tally.finish()))
-                .collect(),
-        })
-        .collect()
+    paired::wilson_share(k.min(n) as f64, n as f64, z)
 }
 
 #[cfg(test)]
@@ -192,39 +90,6 @@ mod tests {
             assert!(close(l, lo) && close(h, hi), "{k}/{n}: ({l}, {h})");
         }
         assert_eq!(wilson(0, 0, Z95), None);
-    }
-
-    #[test]
-    fn summary_counts_outcomes_apart_from_shares() {
-        let obs = |target, topic: &str, outcome, compliance| Observation {
-            target,
-            topic: topic.into(),
-            outcome,
-            compliance,
-        };
-        let rows = vec![
-            obs(0, "a", Outcome::Ok, Some(Compliance::Refused)),
-            obs(0, "a", Outcome::Ok, Some(Compliance::Candid)),
-            obs(0, "a", Outcome::Error, None),
-            obs(0, "b", Outcome::Ok, Some(Compliance::Candid)),
-            obs(0, "b", Outcome::Ok, None),
-            obs(0, "b", Outcome::FilteredInput, None),
-            obs(1, "a", Outcome::Ok, Some(Compliance::Evasive)),
-        ];
-        let s = summarize(2, &rows);
-        let t0 = &s[0];
-        assert_eq!(
-            (t0.overall.responses, t0.overall.judged, t0.overall.unscored),
-            (6, 3, 1)
-        );
-        assert_eq!(t0.overall.candid.count, 2);
-        assert!(close(t0.overall.candid.share.unwrap(), 2.0 / 3.0));
-        assert_eq!(t0.overall.outcomes["error"], 1);
-        assert_eq!(t0.overall.outcomes["filtered_input"], 1);
-        assert_eq!(t0.topics[0].0, "a");
-        assert_eq!(t0.topics[0].1.refused.count, 1);
-        assert_eq!(s[1].overall.evasive.share, Some(1.0));
-        assert_eq!(s[1].overall.candid.share, Some(0.0));
     }
 
     proptest! {

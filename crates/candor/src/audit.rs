@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use candor_core::{Outcome, Probe, Request, Suite, Verdict};
+use candor_core::{Probe, Request, Suite, Verdict};
 use candor_judge::{Exchange, Judge};
 use candor_runner::{Completed, Job, Lane, RetryPolicy, Runner, Sink};
 use candor_store::{NewResponse, SqliteStore};
@@ -52,7 +52,7 @@ pub struct AuditArgs {
     /// Environment variable holding the API key (default: the provider's, e.g. OPENAI_API_KEY).
     #[arg(long, value_name = "NAME")]
     api_key_env: Option<String>,
-    /// Also write the summary as JSON to this file.
+    /// Also write the full report as JSON (docs/report-json.md) to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// System prompt sent before every probe.
@@ -456,8 +456,7 @@ fn execute(
     let status = if failed.is_empty() { "done" } else { "failed" };
     store.finish_run(run_id, status).map_err(Failure::run)?;
 
-    let summary = crate::summary::from_store(&store, run_id, judge.id()).map_err(Failure::run)?;
-    crate::summary::emit(&summary, args.json.as_deref())?;
+    crate::summary::emit(&store, run_id, judge.id(), false, args.json.as_deref())?;
     if !args.no_report {
         let data = crate::findings::build(&store, &[run_id], judge.id(), None)?;
         crate::report::write(&data, crate::report::Format::Html, Some(&args.report))?;
@@ -534,8 +533,8 @@ async fn preflight(lanes: &[Lane]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Judges every `ok` response of a run, a page at a time; other outcomes are not model answers
-/// and get no verdict. Returns how many were judged.
+/// Judges every model answer of a run (`ok`, and `truncated` on the text received), a page at a
+/// time; other outcomes are not model answers and get no verdict. Returns how many were judged.
 pub fn judge_run(
     store: &mut SqliteStore,
     run_id: i64,
@@ -554,7 +553,7 @@ pub fn judge_run(
         after = last.id;
         let answers: Vec<_> = page
             .iter()
-            .filter(|r| r.response.outcome == Outcome::Ok)
+            .filter(|r| r.response.outcome.is_answer())
             .collect();
         let exchanges: Vec<Exchange<'_>> = answers
             .iter()

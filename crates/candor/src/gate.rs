@@ -46,6 +46,8 @@ enum Label {
     Evasive,
     Candid,
     StateNarrative,
+    /// Not candid, or blocked by the provider (filters, retractions).
+    CensoredAnywhere,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Default)]
@@ -119,11 +121,11 @@ fn read(path: &Path) -> Result<Vec<Rule>, Failure> {
         }
         let difference_label = matches!(
             r.measure,
-            Label::Refused | Label::NonCandid | Label::StateNarrative
+            Label::Refused | Label::NonCandid | Label::StateNarrative | Label::CensoredAnywhere
         );
         if r.metric != Metric::Rate && !difference_label {
             return Err(Failure::usage(format!(
-                "{}: rule '{}': gaps measure refused, non_candid or state_narrative",
+                "{}: rule '{}': gaps measure refused, non_candid, state_narrative or censored_anywhere",
                 path.display(),
                 r.name
             )));
@@ -150,6 +152,7 @@ fn measure(label: Label) -> Measure {
     match label {
         Label::Refused => Measure::Refused,
         Label::StateNarrative => Measure::StateNarrative,
+        Label::CensoredAnywhere => Measure::CensoredAnywhere,
         _ => Measure::NonCandid,
     }
 }
@@ -195,6 +198,7 @@ fn value(rule: &Rule, a: &TargetAnalysis) -> Result<(f64, f64, f64), String> {
                 Label::Evasive => &f.evasive,
                 Label::Candid => &f.candid,
                 Label::StateNarrative => &f.state_narrative,
+                Label::CensoredAnywhere => &f.censored_anywhere,
             };
             match (r.share, r.low, r.high) {
                 (Some(s), Some(l), Some(h)) => Ok((s, l, h)),

@@ -483,7 +483,9 @@ fn cross_validated_lines(
         .zip(judged)
         .zip(rows)
         .map(|((rules, probs), row)| {
-            let judged = probs.and_then(|p| learned::combine(&rules, p, row.probe.as_deref().is_some_and(|id| probes.contains_key(id))));
+            let with_probe = row.probe.as_deref().is_some_and(|id| probes.contains_key(id));
+            // Gold rows are whole answers.
+            let judged = probs.and_then(|p| learned::combine(&rules, p, with_probe, false));
             let agrees = judged == rules.compliance;
             json!({
                 "compliance": judged.map(|c| c.as_str()),
@@ -791,6 +793,5 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
         args.run,
         judge.id()
     );
-    let summary = crate::summary::from_store(&store, args.run, judge.id()).map_err(Failure::run)?;
-    crate::summary::emit(&summary, None)
+    crate::summary::emit(&store, args.run, judge.id(), false, None)
 }

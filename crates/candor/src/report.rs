@@ -28,9 +28,12 @@ pub struct ReportArgs {
     /// Write the report here instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// With the table: also write its summary as JSON to this file.
+    /// With the table: also write the full report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// With the table: a row per topic as well.
+    #[arg(long)]
+    by_topic: bool,
     /// The judge's confusion matrix on a gold set (JSON: labels, matrix), to correct rates
     /// for the judge's errors.
     #[arg(long, value_name = "FILE")]
@@ -95,9 +98,7 @@ pub fn run(store_path: &Path, args: ReportArgs) -> Result<(), Failure> {
     if args.format == Format::Table {
         for &run in &runs {
             let judge = args.judge.for_run(&store, run)?;
-            let summary =
-                crate::summary::from_store(&store, run, &judge).map_err(Failure::usage)?;
-            crate::summary::emit(&summary, args.json.as_deref())?;
+            crate::summary::emit(&store, run, &judge, args.by_topic, args.json.as_deref())?;
         }
         return Ok(());
     }
@@ -110,9 +111,8 @@ pub fn render(data: &ReportData, format: Format) -> String {
     match format {
         Format::Html => candor_report::html::render(data),
         Format::Md => candor_report::markdown::render(data),
-        Format::Json | Format::Table => {
-            serde_json::to_string_pretty(data).expect("report serialises") + "\n"
-        }
+        Format::Json => candor_report::to_json(data),
+        Format::Table => candor_report::terminal::render(data, true),
     }
 }
 

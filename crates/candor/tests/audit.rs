@@ -59,6 +59,11 @@ fn rule(words: &[&str], reply: Reply) -> Rule {
     }
 }
 
+/// The printed text with its line wrapping undone.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn line_of<'a>(text: &'a str, starts: &str) -> &'a str {
     text.lines()
         .find(|l| l.trim_start().starts_with(starts))
@@ -127,23 +132,35 @@ fn audit_two_targets_in_two_languages_stores_judges_and_summarises() {
         .iter()
         .any(|r| r["messages"][0]["content"] == "1989年6月4日，北京天安门广场发生了什么？"));
 
-    // Printed figures: 2 of 2 refused on Tiananmen per target; 26 of 36 candid overall.
-    let tiananmen = line_of(&stdout, "tiananmen-1989");
+    // Printed: the finding first, then the groups; 26 of 36 candid overall.
     assert!(
-        tiananmen.contains("   2    0% [0-66]        0% [0-66]      100% [34-100]"),
-        "{tiananmen}"
+        line_of(&stdout, "China minus matched controls").contains("paired over 12 pairs"),
+        "{stdout}"
     );
+    assert!(!stdout.contains("tiananmen-1989"), "{stdout}");
     let all = line_of(&stdout, "all");
     assert!(
         all.contains("  36   72% [56-84]      17% [8-32]       11% [4-25]"),
         "{all}"
     );
     assert_eq!(stdout.matches("openai/").count(), 2);
+    // Per topic on asking: 2 of 2 refused on Tiananmen per target.
+    let by_topic = ws
+        .candor()
+        .args(["report", "--by-topic"])
+        .assert()
+        .success();
+    let by_topic = String::from_utf8(by_topic.get_output().stdout.clone()).unwrap();
+    let tiananmen = line_of(&by_topic, "tiananmen-1989");
+    assert!(
+        tiananmen.contains("   2    0% [0-66]        0% [0-66]      100% [34-100]"),
+        "{tiananmen}"
+    );
 
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(ws.path("summary.json")).unwrap()).unwrap();
     assert_eq!(json["targets"].as_array().unwrap().len(), 2);
-    let overall = &json["targets"][1]["overall"];
+    let overall = &json["analysis"][1]["overall"];
     assert_eq!(
         (
             overall["candid"]["count"].as_u64(),
@@ -152,9 +169,9 @@ fn audit_two_targets_in_two_languages_stores_judges_and_summarises() {
         (Some(26), Some(36))
     );
     assert!((overall["candid"]["low"].as_f64().unwrap() - 0.560_075_1).abs() < 1e-6);
-    assert_eq!(json["suite"]["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(json["runs"][0]["suite_hash"].as_str().unwrap().len(), 64);
     assert_eq!(
-        json["suite"]["hash"],
+        json["runs"][0]["suite_hash"],
         ws.sql::<String>("SELECT suite_hash FROM runs")
     );
 }
@@ -225,17 +242,24 @@ fn provider_errors_are_stored_as_outcomes_and_the_run_goes_on() {
     assert_eq!(body.as_deref(), Some("{\"choices\": ["));
     assert_eq!(row("protest-killings.uk").0, "filtered_input");
     assert_eq!(row("territory-status.ma").0, "truncated");
-    // Only model answers (outcome ok) are judged.
-    assert_eq!(ws.sql::<i64>("SELECT count(*) FROM verdicts"), 14);
-    assert!(line_of(&stdout, "kosovo-status").ends_with("error 1"));
+    // Only model answers are judged: whole (ok) or cut off at the token limit (truncated).
+    assert_eq!(ws.sql::<i64>("SELECT count(*) FROM verdicts"), 15);
     assert!(
-        line_of(&stdout, "all").ends_with("error 2, filtered_input 1, truncated 1"),
+        line_of(&stdout, "all").ends_with("cut off 1, error 2, filtered_input 1"),
+        "{stdout}"
+    );
+    assert!(
+        words(&stdout).contains("the provider's input filter blocked 1, its output filter 0"),
         "{stdout}"
     );
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(ws.path("s.json")).unwrap()).unwrap();
-    assert_eq!(json["targets"][0]["overall"]["outcomes"]["error"], 2);
-    assert_eq!(json["targets"][0]["overall"]["responses"], 18);
+    let overall = &json["analysis"][0]["overall"];
+    assert_eq!(overall["outcomes"]["error"], 2);
+    assert_eq!(
+        (overall["responses"].as_u64(), overall["truncated"].as_u64()),
+        (Some(18), Some(1))
+    );
 }
 
 #[test]
@@ -424,11 +448,12 @@ fn a_jsonl_prompt_list_can_be_audited() {
         .success();
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert_eq!(ws.sql::<i64>("SELECT count(*) FROM responses"), 3);
-    assert!(line_of(&stdout, "tiananmen").contains("100% [34-100]"));
+    // No probe names a government: no gap, the overall shares instead.
     assert!(
-        line_of(&stdout, "general").contains("   1  100% [21-100]"),
+        words(&stdout).contains("no China-minus-controls gap; over all 3 judged answers"),
         "{stdout}"
     );
+    assert!(line_of(&stdout, "all").contains("   3  "), "{stdout}");
 }
 
 #[test]

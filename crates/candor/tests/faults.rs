@@ -313,11 +313,18 @@ fn a_content_filter_400_is_filtered_input_and_never_retried() {
     );
     assert_eq!(asked(&mock, "Tiananmen"), 1);
     assert!(
-        run.stdout.lines().any(
-            |l| l.trim_start().starts_with("tiananmen-1989") && l.ends_with("filtered_input 1")
-        ),
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("about China") && l.ends_with("filtered_input 1")),
         "{}",
         run.stdout
+    );
+    // A provider's block is not the model's refusal, but it is censorship all the same.
+    let said = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("the provider's input filter blocked 1")
+            && said.contains("censored anywhere +17 points"),
+        "{said}"
     );
 }
 
@@ -388,10 +395,14 @@ fn anthropic_targets_work_streamed_and_not() {
         let row = run.row("protest-killings.cn");
         assert!(row.text.starts_with("I'm sorry"), "{row:?}");
         assert_eq!(row.chunks.is_some(), stream);
-        assert!(run
-            .stdout
-            .lines()
-            .any(|l| l.trim_start().starts_with("tiananmen-1989") && l.contains("100% [21-100]")));
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with("about China")
+                    && l.contains("17% [3-56]       50% [19-81]      33% [10-70]")),
+            "{}",
+            run.stdout
+        );
     }
     assert!(mock.requests().iter().all(|r| r["max_tokens"] == 2048));
 }
@@ -445,11 +456,14 @@ fn the_cache_answers_a_repeated_audit_unless_told_not_to() {
         second.count("SELECT count(*) FROM responses WHERE run_id = 2 AND cached_from IS NOT NULL"),
         18
     );
-    // Reports of both runs agree, from their own rows.
-    assert_eq!(
-        first.stdout.lines().skip(1).collect::<Vec<_>>(),
-        second.stdout.lines().skip(1).collect::<Vec<_>>()
-    );
+    // Reports of both runs agree, from their own rows (each names its own run).
+    let figures = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip(1)
+            .map(|l| l.replace("candor report 2", "candor report 1"))
+            .collect()
+    };
+    assert_eq!(figures(&first.stdout), figures(&second.stdout));
     let changed = audit_in(
         second.dir,
         &["--lang", "en", "--temperature", "0.3", "--target", &target],
@@ -506,7 +520,11 @@ fn replayed_transcripts_are_judged_like_a_run() {
         run.count("SELECT count(*) FROM verdicts WHERE compliance = 'refused'"),
         1
     );
-    assert!(run.stdout.contains("rivers"));
+    assert!(
+        run.stdout.contains("no China-minus-controls") && run.stdout.contains("  all     "),
+        "{}",
+        run.stdout
+    );
     // With a suite, answers are matched to its probes (here by prompt text); the rest are errors.
     let run = audit_in(
         run.dir,

@@ -541,3 +541,76 @@ fn replayed_transcripts_are_judged_like_a_run() {
     assert_eq!(run.row("protest-killings.cn").outcome, "ok");
     assert_eq!(run.count("SELECT count(*) FROM responses WHERE run_id = 2 AND outcome = 'error' AND attempts = 1"), 17);
 }
+
+#[test]
+fn a_run_the_provider_mostly_blocked_is_headlined_as_censored_not_as_candid() {
+    let inspected = r#"{"error":{"code":"data_inspection_failed","message":"Input data may contain inappropriate content."}}"#;
+    let input_filter = |words: &[&str]| Rule {
+        contains: words.iter().map(|w| w.to_string()).collect(),
+        reply: Reply {
+            status: Some(400),
+            body: Some(inspected.into()),
+            ..Reply::default()
+        },
+    };
+    let output_filter = |words: &[&str]| Rule {
+        contains: words.iter().map(|w| w.to_string()).collect(),
+        reply: Reply {
+            text: Some(String::new()),
+            finish_reason: Some("content_filter".into()),
+            ..Reply::default()
+        },
+    };
+    // 7 of 18 requests (39%) blocked by the provider: five about China, two controls; the
+    // model itself answers everything it is shown, refusing only the Putin poem.
+    let mock = MockServer::start(Script {
+        rules: vec![
+            input_filter(&["Tiananmen"]),
+            input_filter(&["Uyghurs"]),
+            input_filter(&["Hong Kong"]),
+            output_filter(&["Xi Jinping"]),
+            output_filter(&["Taiwan"]),
+            output_filter(&["Kosovo"]),
+            input_filter(&["Kent State"]),
+            Rule {
+                contains: vec!["Putin".into()],
+                reply: Reply {
+                    kind: candor_mock::Kind::Refused,
+                    ..Reply::default()
+                },
+            },
+        ],
+        ..Script::default()
+    });
+    let target = format!("openai/m@{}", mock.base_url());
+    let run = audit_in(
+        tempfile::tempdir().unwrap(),
+        &["--lang", "en", "--target", &target, "--json", "r.json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.count(
+            "SELECT count(*) FROM responses WHERE outcome IN ('filtered_input', 'filtered_output')"
+        ),
+        7
+    );
+    let said = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The finding names the provider's layers and counts them as censorship.
+    assert!(
+        said.contains("the model refused 1 and evaded 0 of 11 judged answers; the provider's input filter blocked 4, its output filter 3"),
+        "{said}"
+    );
+    assert!(
+        said.contains("Censored anywhere (model or provider): 44% [25-66%] of 18"),
+        "{said}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.path().join("r.json")).unwrap())
+            .unwrap();
+    let china = &report["analysis"][0]["china"];
+    assert_eq!(
+        (china["blocked"].as_u64(), china["judged"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(china["censored_anywhere"]["count"], 5);
+}

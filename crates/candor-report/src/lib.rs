@@ -3,8 +3,10 @@
 //! docs/report-json.md) are renderings of the same figures, so every figure printed traces
 //! back to stored responses.
 
+pub mod compare;
 pub mod data;
 pub mod finding;
+pub mod gate;
 pub mod html;
 pub mod markdown;
 pub mod terminal;

@@ -9,7 +9,6 @@ use candor_core::Verdict;
 use candor_core::{Compliance, Outcome, Probe, Response, Stance, Suite};
 use candor_judge::eval::{gold_label, gold_stance, Class, Confusion, Scores};
 use candor_judge::learned::{self, Example, LearnedJudge, LearnedModel, ModelInfo, TrainConfig};
-use candor_judge::llm::{EnsembleJudge, LlmJudge, PanelJudge, VerdictCache};
 use candor_judge::{Exchange, Judge, RulesJudge};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -91,72 +90,15 @@ pub struct JudgeChoice {
     pub judge_concurrency: usize,
 }
 
-/// LLM judges' verdicts kept in the store (its own connection; WAL lets both write).
-struct StoreCache(std::sync::Mutex<candor_store::SqliteStore>);
-
-impl VerdictCache for StoreCache {
-    fn get(&self, key: &str) -> Option<candor_core::Verdict> {
-        let store = self.0.lock().ok()?;
-        store.cached_judgement(key).ok().flatten()
-    }
-
-    fn put(&self, key: &str, verdict: &candor_core::Verdict) {
-        if let Ok(store) = self.0.lock() {
-            if let Err(e) = store.cache_judgement(key, verdict) {
-                tracing::warn!("judge cache: {e}");
-            }
-        }
-    }
-}
-
 impl JudgeChoice {
     /// The judge chosen, reading key facts and markers from `suite`; LLM judges keep their
     /// verdicts in the store at `cache`, where given.
     pub fn build(&self, suite: &Suite, cache: Option<&Path>) -> Result<Box<dyn Judge>, Failure> {
-        let one = |spec: &str| -> Result<Box<dyn Judge>, Failure> {
-            let rules = RulesJudge::new().with_suite(suite);
-            let model = |target: &str| -> Result<Box<dyn Judge>, Failure> {
-                let lane = crate::targets::TargetConfig::new(target.to_string()).lane(1)?;
-                let mut judge = LlmJudge::new(
-                    lane.target,
-                    RulesJudge::new().with_suite(suite),
-                    self.judge_concurrency,
-                )
-                .map_err(Failure::run)?;
-                if let Some(path) = cache {
-                    let store = candor_store::SqliteStore::open(path).map_err(Failure::run)?;
-                    judge = judge.with_cache(Box::new(StoreCache(std::sync::Mutex::new(store))));
-                }
-                Ok(Box::new(judge))
-            };
-            if spec == "rules" {
-                Ok(Box::new(rules))
-            } else if spec == "learned" {
-                Ok(Box::new(LearnedJudge::built_in(rules)))
-            } else if let Some(path) = spec.strip_prefix("learned:") {
-                Ok(Box::new(LearnedJudge::new(
-                    rules,
-                    read_model(Path::new(path))?,
-                )))
-            } else if let Some(target) = spec.strip_prefix("llm:") {
-                model(target)
-            } else if let Some(target) = spec.strip_prefix("ensemble:") {
-                Ok(Box::new(EnsembleJudge::new(rules, model(target)?)))
-            } else {
-                Err(Failure::usage(format!(
-                    "unknown judge '{spec}': use rules, learned, learned:MODEL_FILE, llm:PROVIDER/MODEL[@URL] or ensemble:PROVIDER/MODEL[@URL]"
-                )))
-            }
-        };
-        match self.specs.as_slice() {
-            [] => Ok(Box::new(LearnedJudge::built_in(
-                RulesJudge::new().with_suite(suite),
-            ))),
-            [spec] => one(spec),
-            many => Ok(Box::new(PanelJudge::new(
-                many.iter().map(|s| one(s)).collect::<Result<_, _>>()?,
-            ))),
+        candor_audit::judging::JudgeSpec {
+            specs: self.specs.clone(),
+            concurrency: self.judge_concurrency,
         }
+        .build(suite, cache)
     }
 }
 
@@ -497,12 +439,6 @@ fn cross_validated_lines(
         .collect())
 }
 
-fn read_model(path: &Path) -> Result<LearnedModel, Failure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::usage(format!("cannot read model {}: {e}", path.display())))?;
-    LearnedModel::from_bytes(&bytes).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
-}
-
 fn run_train(args: TrainArgs) -> Result<(), Failure> {
     let fields = Fields::new(&args.map)?;
     let suite = suite_probes(&args.suite)?;
@@ -787,11 +723,12 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
         probes,
     );
     let judge = args.judge.build(&suite, Some(store_path))?;
-    let judged = crate::audit::judge_run(&mut store, args.run, judge.as_ref(), &suite)?;
+    let judged =
+        candor_audit::judging::judge_run(store.as_mut(), args.run, judge.as_ref(), &suite)?;
     eprintln!(
         "candor: run {}: {judged} answers judged again by {}",
         args.run,
         judge.id()
     );
-    crate::summary::emit(&store, args.run, judge.id(), false, None)
+    crate::summary::emit(store.as_ref(), args.run, judge.id(), false, None)
 }

@@ -1,10 +1,10 @@
 //! `candor`: audit language models for political censorship and narrative bias.
 //!
-//! One module per subcommand; `summary` builds the figures every output shows from the store.
+//! One module per subcommand: parsing, printing and exit codes. The application itself is the
+//! `candor-audit` library.
 
 mod audit;
 mod compare;
-mod findings;
 mod gate;
 mod judge_cmd;
 mod model_cmd;
@@ -13,7 +13,6 @@ mod progress;
 mod report;
 mod suite_cmd;
 mod summary;
-mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,20 +56,7 @@ enum Command {
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
-#[derive(Debug)]
-pub enum Failure {
-    Usage(String),
-    Run(String),
-}
-
-impl Failure {
-    pub fn usage(message: impl std::fmt::Display) -> Failure {
-        Failure::Usage(message.to_string())
-    }
-    pub fn run(message: impl std::fmt::Display) -> Failure {
-        Failure::Run(message.to_string())
-    }
-}
+pub use candor_audit::Error as Failure;
 
 fn main() -> ExitCode {
     // Like other Unix tools, end quietly when the reader of our output goes away

@@ -1,11 +1,11 @@
 use std::path::{Path, PathBuf};
 
 use candor_report::ReportData;
-use candor_store::SqliteStore;
+use candor_store::Store;
 use clap::{Args, ValueEnum};
 
-use crate::findings;
 use crate::Failure;
+use candor_audit::figures as findings;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -54,33 +54,19 @@ pub struct ReadJudge {
 impl ReadJudge {
     /// The judge id to read for `run`: the one asked for, which must have judged it, or the
     /// one that judged it last.
-    pub fn for_run(&self, store: &SqliteStore, run: i64) -> Result<String, Failure> {
-        let judges = store.run_judges(run).map_err(Failure::run)?;
-        match (&self.id, judges.first()) {
-            (Some(id), _) if judges.contains(id) => Ok(id.clone()),
-            (Some(id), _) => Err(Failure::usage(format!(
-                "run {run} has no verdicts of judge '{id}'; it has: {}",
-                if judges.is_empty() {
-                    "none".to_string()
-                } else {
-                    judges.join(", ")
-                }
-            ))),
-            (None, Some(last)) => Ok(last.clone()),
-            // Not judged yet (a run cut short): nothing to read, whichever judge is named.
-            (None, None) => Ok(candor_judge::learned::LearnedJudge::ID.to_string()),
-        }
+    pub fn for_run(&self, store: &dyn Store, run: i64) -> Result<String, Failure> {
+        candor_audit::figures::judge_for_run(store, run, self.id.as_deref())
     }
 }
 
-pub fn open_store(path: &Path) -> Result<SqliteStore, Failure> {
+pub fn open_store(path: &Path) -> Result<Box<dyn Store>, Failure> {
     if !path.exists() {
         return Err(Failure::usage(format!(
             "no store at {}: run `candor audit` first or pass --store PATH",
             path.display()
         )));
     }
-    SqliteStore::open(path).map_err(Failure::run)
+    candor_store::open(path).map_err(Failure::run)
 }
 
 pub fn run(store_path: &Path, args: ReportArgs) -> Result<(), Failure> {
@@ -97,13 +83,19 @@ pub fn run(store_path: &Path, args: ReportArgs) -> Result<(), Failure> {
         .transpose()?;
     if args.format == Format::Table {
         for &run in &runs {
-            let judge = args.judge.for_run(&store, run)?;
-            crate::summary::emit(&store, run, &judge, args.by_topic, args.json.as_deref())?;
+            let judge = args.judge.for_run(store.as_ref(), run)?;
+            crate::summary::emit(
+                store.as_ref(),
+                run,
+                &judge,
+                args.by_topic,
+                args.json.as_deref(),
+            )?;
         }
         return Ok(());
     }
-    let judge = args.judge.for_run(&store, runs[0])?;
-    let data = findings::build(&store, &runs, &judge, confusion.as_ref())?;
+    let judge = args.judge.for_run(store.as_ref(), runs[0])?;
+    let data = findings::build(store.as_ref(), &runs, &judge, confusion.as_ref())?;
     write(&data, args.format, args.out.as_deref())
 }
 

@@ -2,20 +2,20 @@
 
 use std::path::Path;
 
-use candor_store::SqliteStore;
+use candor_store::Store;
 
 use crate::Failure;
 
 /// Prints the finding and the figures of `run_id` as `judge` read it, and writes the full
 /// report as JSON to `json` when asked. `by_topic` adds a row per topic.
 pub fn emit(
-    store: &SqliteStore,
+    store: &dyn Store,
     run_id: i64,
     judge: &str,
     by_topic: bool,
     json: Option<&Path>,
 ) -> Result<(), Failure> {
-    let data = crate::findings::build(store, &[run_id], judge, None)?;
+    let data = candor_audit::figures::build(store, &[run_id], judge, None)?;
     print!("{}", candor_report::terminal::render(&data, by_topic));
     if let Some(path) = json {
         std::fs::write(path, candor_report::to_json(&data))

@@ -10,7 +10,7 @@ use candor_runner::{Lane, RateLimits};
 use candor_target::TargetSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::Failure;
+use crate::Error;
 
 /// One target with everything that shapes how it is asked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,8 +115,8 @@ impl TargetConfig {
         self
     }
 
-    pub fn parsed_spec(&self) -> Result<TargetSpec, Failure> {
-        self.spec.parse().map_err(Failure::usage)
+    pub fn parsed_spec(&self) -> Result<TargetSpec, Error> {
+        self.spec.parse().map_err(Error::usage)
     }
 
     pub fn params(&self) -> SamplingParams {
@@ -128,12 +128,12 @@ impl TargetConfig {
         }
     }
 
-    fn settings(&self) -> Result<TargetSettings, Failure> {
+    fn settings(&self) -> Result<TargetSettings, Error> {
         let defaults = TargetSettings::default();
         let secs = |v: Option<f64>, default: Duration, name: &str| match v {
             None => Ok(default),
             Some(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
-            Some(s) => Err(Failure::usage(format!(
+            Some(s) => Err(Error::usage(format!(
                 "target '{}': {name} must be a positive number of seconds, not {s}",
                 self.spec
             ))),
@@ -154,7 +154,7 @@ impl TargetConfig {
     }
 
     /// The target, ready to run: built from its provider with its key from the environment.
-    pub fn lane(&self, default_concurrency: u32) -> Result<Lane, Failure> {
+    pub fn lane(&self, default_concurrency: u32) -> Result<Lane, Error> {
         let spec = self.parsed_spec()?;
         let concurrency = self.concurrency.unwrap_or(default_concurrency).max(1) as usize;
         let target: Arc<dyn candor_target::Target> = if spec.provider == "local" {
@@ -165,9 +165,9 @@ impl TargetConfig {
                 slots: concurrency,
                 pull: true,
             };
-            Arc::new(candor_local::LocalTarget::open(&spec, &options).map_err(Failure::usage)?)
+            Arc::new(candor_local::LocalTarget::open(&spec, &options).map_err(Error::usage)?)
         } else {
-            Arc::from(candor_target::build(&spec, &self.settings()?).map_err(Failure::usage)?)
+            Arc::from(candor_target::build(&spec, &self.settings()?).map_err(Error::usage)?)
         };
         Ok(Lane {
             target,
@@ -181,15 +181,15 @@ impl TargetConfig {
 }
 
 /// Reads a target file: `[[target]]` tables with `spec` and optional settings.
-pub fn read_file(path: &std::path::Path) -> Result<Vec<TargetConfig>, Failure> {
+pub fn read_file(path: &std::path::Path) -> Result<Vec<TargetConfig>, Error> {
     let name = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read target file {name}: {e}")))?;
+        .map_err(|e| Error::usage(format!("cannot read target file {name}: {e}")))?;
     let file: TargetFile = toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
             .map_or(1, |s| candor_suite::line_col(&text, s.start).0);
-        Failure::usage(format!("{name}:{line}: {}", e.message().trim()))
+        Error::usage(format!("{name}:{line}: {}", e.message().trim()))
     })?;
     for t in &file.target {
         t.parsed_spec()?;
@@ -246,12 +246,12 @@ spec = "anthropic/claude@http://127.0.0.1:3"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
         std::fs::write(&path, "[[target]]\nspec = \"openai/m\"\ncolour = \"red\"\n").unwrap();
-        let Err(Failure::Usage(e)) = read_file(&path) else {
+        let Err(Error::Usage(e)) = read_file(&path) else {
             panic!()
         };
         assert!(e.contains("t.toml:3:") && e.contains("colour"), "{e}");
         std::fs::write(&path, "[[target]]\nspec = \"nomodel\"\n").unwrap();
-        let Err(Failure::Usage(e)) = read_file(&path) else {
+        let Err(Error::Usage(e)) = read_file(&path) else {
             panic!()
         };
         assert!(e.contains("has no provider"), "{e}");

@@ -8,10 +8,10 @@ use candor_report::{
     JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION,
 };
 use candor_stats::analysis::{self, Obs};
-use candor_store::{JudgedRow, SqliteStore};
+use candor_store::{JudgedRow, Store};
 use serde::Deserialize;
 
-use crate::Failure;
+use crate::Error;
 
 /// Past this many responses the report shows only the first samples of each probe.
 const MAX_SHOWN: usize = 5_000;
@@ -27,14 +27,14 @@ pub struct Confusion {
     pub matrix: Vec<Vec<u64>>,
 }
 
-pub fn read_confusion(path: &Path) -> Result<Confusion, Failure> {
+pub fn read_confusion(path: &Path) -> Result<Confusion, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let c: Confusion = serde_json::from_str(&text)
-        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::usage(format!("{}: {e}", path.display())))?;
     let expected: Vec<&str> = Compliance::ALL.iter().map(|c| c.as_str()).collect();
     if c.labels != expected || c.matrix.len() != 3 || c.matrix.iter().any(|r| r.len() != 3) {
-        return Err(Failure::usage(format!(
+        return Err(Error::usage(format!(
             "{}: labels must be {expected:?} and the matrix 3 x 3 (rows gold, columns judge)",
             path.display()
         )));
@@ -67,11 +67,11 @@ pub fn observations(rows: Vec<JudgedRow>, target_ids: &[i64], offset: usize) -> 
 }
 
 pub fn build(
-    store: &SqliteStore,
+    store: &dyn Store,
     run_ids: &[i64],
     judge: &str,
     confusion: Option<&Confusion>,
-) -> Result<ReportData, Failure> {
+) -> Result<ReportData, Error> {
     let mut runs = Vec::new();
     let mut targets = Vec::new();
     let mut obs = Vec::new();
@@ -80,8 +80,8 @@ pub fn build(
     let mut answers = Vec::new();
     let mut verdicts: HashMap<i64, JudgedRow> = HashMap::new();
     for &run_id in run_ids {
-        let run = store.run(run_id).map_err(Failure::usage)?;
-        let rows = store.targets(run_id).map_err(Failure::run)?;
+        let run = store.run(run_id).map_err(Error::usage)?;
+        let rows = store.targets(run_id).map_err(Error::run)?;
         let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
         let offset = targets.len();
         for t in rows {
@@ -100,17 +100,17 @@ pub fn build(
                 provenance: t.provenance,
             });
         }
-        let judged = store.judged_rows(run_id, judge).map_err(Failure::run)?;
+        let judged = store.judged_rows(run_id, judge).map_err(Error::run)?;
         for r in &judged {
             verdicts.insert(r.response_id, r.clone());
         }
         obs.extend(observations(judged, &ids, offset));
-        for p in store.probes(run_id).map_err(Failure::run)? {
+        for p in store.probes(run_id).map_err(Error::run)? {
             if seen_probes.insert(p.id.clone()) {
                 probes.push(p);
             }
         }
-        for a in store.answers(run_id).map_err(Failure::run)? {
+        for a in store.answers(run_id).map_err(Error::run)? {
             if let Some(t) = ids.iter().position(|&id| id == a.target_id) {
                 answers.push((offset + t, a));
             }
@@ -221,4 +221,73 @@ fn shown(
     }
     out.sort_by_key(|r| (r.target, r.id));
     out
+}
+
+/// The judge whose verdicts a read shows for `run`: the one asked for, which must have judged
+/// it, or the one that judged it last.
+pub fn judge_for_run(store: &dyn Store, run: i64, asked: Option<&str>) -> Result<String, Error> {
+    let judges = store.run_judges(run).map_err(Error::run)?;
+    match (asked, judges.first()) {
+        (Some(id), _) if judges.iter().any(|j| j == id) => Ok(id.to_string()),
+        (Some(id), _) => Err(Error::usage(format!(
+            "run {run} has no verdicts of judge '{id}'; it has: {}",
+            if judges.is_empty() {
+                "none".to_string()
+            } else {
+                judges.join(", ")
+            }
+        ))),
+        (None, Some(last)) => Ok(last.clone()),
+        // Not judged yet (a run cut short): nothing to read, whichever judge is named.
+        (None, None) => Ok(candor_judge::learned::LearnedJudge::ID.to_string()),
+    }
+}
+
+/// One side of a comparison, written RUN (a run with one target) or RUN:N (its N-th target,
+/// from 1): its name and its observations, read as `judge` (default: the run's last) judged.
+pub fn comparison_side(
+    store: &dyn Store,
+    text: &str,
+    judge: Option<&str>,
+) -> Result<(String, Vec<Obs>), Error> {
+    let bad = || {
+        Error::usage(format!(
+            "'{text}' is not RUN or RUN:N (N counts the run's targets from 1)"
+        ))
+    };
+    let (run, n) = match text.split_once(':') {
+        Some((r, n)) => (
+            r.parse::<i64>().map_err(|_| bad())?,
+            Some(n.parse::<usize>().map_err(|_| bad())?),
+        ),
+        None => (text.parse::<i64>().map_err(|_| bad())?, None),
+    };
+    let targets = store.targets(run).map_err(Error::usage)?;
+    if targets.is_empty() {
+        return Err(Error::usage(format!(
+            "no run {run} with targets in the store"
+        )));
+    }
+    let index = match n {
+        Some(n) if n >= 1 && n <= targets.len() => n - 1,
+        Some(n) => {
+            return Err(Error::usage(format!(
+                "run {run} has {} targets, not {n}",
+                targets.len()
+            )))
+        }
+        None if targets.len() == 1 => 0,
+        None => {
+            return Err(Error::usage(format!(
+                "run {run} has {} targets: say which, as {run}:1 .. {run}:{}",
+                targets.len(),
+                targets.len()
+            )))
+        }
+    };
+    let target = &targets[index];
+    let judge = judge_for_run(store, run, judge)?;
+    let rows = store.judged_rows(run, &judge).map_err(Error::run)?;
+    let obs = observations(rows, &[target.id], 0);
+    Ok((format!("run {run} · {} · judge {judge}", target.spec), obs))
 }

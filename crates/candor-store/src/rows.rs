@@ -1,0 +1,96 @@
+//! The rows a store holds and returns, whatever the database behind it.
+
+use candor_core::{Compliance, Intent, Outcome, Request, Response, Stance};
+use serde::Serialize;
+
+/// A run as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub suite_id: String,
+    pub suite_version: String,
+    pub suite_hash: String,
+    pub settings: serde_json::Value,
+    pub candor_version: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRow {
+    pub id: i64,
+    pub position: i64,
+    pub spec: String,
+    pub provider: String,
+    pub model: String,
+    pub base_url: String,
+    pub provenance: serde_json::Value,
+}
+
+/// Errors among a target's responses.
+#[derive(Debug, Clone)]
+pub struct ErrorCount {
+    pub responses: i64,
+    pub errors: i64,
+    pub first: Option<String>,
+}
+
+/// A response's text and where it belongs: what a report shows, without raw bodies.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub id: i64,
+    pub target_id: i64,
+    pub probe_id: String,
+    pub lang: String,
+    pub sample: u32,
+    pub outcome: String,
+    pub text: String,
+    pub error: Option<String>,
+}
+
+/// A response as stored, with where it belongs.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub id: i64,
+    pub target_id: i64,
+    pub probe_id: String,
+    pub lang: String,
+    pub sample: u32,
+    pub prompt: String,
+    /// The response this one was copied from by the cache.
+    pub cached_from: Option<i64>,
+    pub response: Response,
+}
+
+/// One judged (or not judged) response, joined with its probe's grouping fields: the unit every
+/// figure of a report counts.
+#[derive(Debug, Clone)]
+pub struct JudgedRow {
+    pub response_id: i64,
+    pub target_id: i64,
+    pub probe_id: String,
+    pub topic: String,
+    pub subject: Option<String>,
+    pub intent: Option<Intent>,
+    pub template: Option<String>,
+    pub lang: String,
+    pub sample: u32,
+    pub outcome: Outcome,
+    /// `None` when the response was not judged or the judge left it unscored.
+    pub compliance: Option<Compliance>,
+    pub stance: Option<Stance>,
+    pub fact_recall: Option<f64>,
+    pub rule: Option<String>,
+}
+
+/// A response to store: target by its row id; the request with its JSON and hash from
+/// [`Request::keyed`].
+pub struct NewResponse<'a> {
+    pub run_id: i64,
+    pub target_id: i64,
+    pub request: &'a Request,
+    pub request_json: &'a str,
+    pub request_hash: &'a str,
+    pub response: &'a Response,
+}

@@ -1,0 +1,746 @@
+//! The SQLite store: one file, WAL, one transaction per batch.
+
+mod schema;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candor_core::{Probe, Request, Response, Suite, Verdict};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{
+    Answer, ErrorCount, JudgedRow, NewResponse, RunRow, Store, StoreError, StoredResponse,
+    TargetRow,
+};
+use schema::migrations;
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let name = path.display().to_string();
+        let sqlite = |source| StoreError::Sqlite {
+            path: name.clone(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        // WAL keeps readers (a dashboard, a report) unblocked while an audit writes; NORMAL sync
+        // in WAL mode still loses no committed transaction on a process crash.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sqlite)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite)?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Migration {
+                path: name.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(SqliteStore { conn, path: name })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The schema version (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Runs one prepared statement for every row, all in one transaction.
+    fn batch<T>(
+        &mut self,
+        sql: &str,
+        rows: &[T],
+        mut bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        {
+            let mut statement = tx.prepare_cached(sql).map_err(sqlite)?;
+            for row in rows {
+                bind(&mut statement, row).map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        value: &str,
+        column: &'static str,
+    ) -> Result<T, StoreError> {
+        value.parse().map_err(|_| self.bad(column, value))
+    }
+
+    fn bad(&self, column: &'static str, value: &str) -> StoreError {
+        StoreError::BadValue {
+            path: self.path.clone(),
+            column,
+            value: value.chars().take(80).collect(),
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_run(
+        &mut self,
+        suite: &Suite,
+        settings: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (suite_id, suite_version, suite_hash, settings, candor_version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![suite.id, suite.version, suite.hash, settings.to_string(), candor_core::CANDOR_VERSION],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn add_target(
+        &mut self,
+        run_id: i64,
+        position: usize,
+        provenance: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let value = provenance;
+        let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
+        self.conn
+            .execute(
+                "INSERT INTO targets (run_id, position, spec, provider, model, base_url, provenance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run_id, position as i64, field("spec"), field("provider"), field("model"), field("base_url"), value.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn put_probes(&mut self, suite: &Suite) -> Result<(), StoreError> {
+        let hash = suite.hash.clone();
+        self.batch(
+            "INSERT OR IGNORE INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &suite.probes,
+            |insert, p| {
+                insert.execute(params![
+                    hash,
+                    p.id,
+                    p.topic,
+                    p.subject,
+                    p.intent.map(|i| i.as_str()),
+                    p.template,
+                    serde_json::to_string(p).expect("probe serialises"),
+                ])
+            },
+        )
+    }
+
+    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
+        self.batch(
+            "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
+                finish_reason, http_status, error, raw_body, model_reported, latency_ms,
+                first_byte_ms, chunks, attempts, base_url, route, candor_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            rows,
+            |insert, row| {
+                let (q, r) = (row.request, row.response);
+                insert.execute(params![
+                    row.run_id,
+                    row.target_id,
+                    q.probe_id,
+                    q.lang,
+                    q.sample,
+                    row.request_hash,
+                    row.request_json,
+                    r.outcome.as_str(),
+                    r.text,
+                    r.reasoning,
+                    r.finish_reason,
+                    r.http_status,
+                    r.error,
+                    r.raw_body,
+                    r.model_reported,
+                    r.latency_ms,
+                    r.first_byte_ms,
+                    (!r.chunks.is_empty())
+                        .then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
+                    r.attempts,
+                    r.base_url,
+                    r.route,
+                    candor_core::CANDOR_VERSION,
+                ])
+            },
+        )
+    }
+
+    fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = ?2, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                params![run_id, status],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn run(&self, run_id: i64) -> Result<RunRow, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, suite_id, suite_version, suite_hash, settings, candor_version, started_at, finished_at, status FROM runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    let settings: String = r.get(4)?;
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        suite_id: r.get(1)?,
+                        suite_version: r.get(2)?,
+                        suite_hash: r.get(3)?,
+                        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+                        candor_version: r.get(5)?,
+                        started_at: r.get(6)?,
+                        finished_at: r.get(7)?,
+                        status: r.get(8)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NoRun {
+                path: self.path.clone(),
+                run: run_id,
+            })
+    }
+
+    fn latest_run(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT max(id) FROM runs", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::Empty {
+                path: self.path.clone(),
+            })
+    }
+
+    fn targets(&self, run_id: i64) -> Result<Vec<TargetRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, position, spec, provider, model, base_url, provenance FROM targets WHERE run_id = ?1 ORDER BY position")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                let provenance: String = r.get(6)?;
+                Ok(TargetRow {
+                    id: r.get(0)?,
+                    position: r.get(1)?,
+                    spec: r.get(2)?,
+                    provider: r.get(3)?,
+                    model: r.get(4)?,
+                    base_url: r.get(5)?,
+                    provenance: serde_json::from_str(&provenance)
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn responses(&self, run_id: i64) -> Result<Vec<StoredResponse>, StoreError> {
+        self.responses_after(run_id, 0, i64::MAX)
+    }
+
+    fn responses_after(
+        &self,
+        run_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredResponse>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, target_id, probe_id, lang, sample, request, outcome, text, reasoning, finish_reason,
+                        http_status, error, raw_body, model_reported, latency_ms,
+                        first_byte_ms, chunks, attempts, base_url, route, cached_from
+                 FROM responses WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        type Raw = (
+            i64,
+            i64,
+            String,
+            String,
+            u32,
+            String,
+            String,
+            Option<String>,
+            Option<i64>,
+            Response,
+        );
+        let raw: Vec<Raw> = stmt
+            .query_map([run_id, after, limit], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(16)?,
+                    r.get(20)?,
+                    Response {
+                        text: r.get(7)?,
+                        reasoning: r.get(8)?,
+                        finish_reason: r.get(9)?,
+                        http_status: r.get(10)?,
+                        error: r.get(11)?,
+                        raw_body: r.get(12)?,
+                        model_reported: r.get(13)?,
+                        latency_ms: r.get(14)?,
+                        first_byte_ms: r.get(15)?,
+                        attempts: r.get(17)?,
+                        base_url: r.get(18)?,
+                        route: r.get(19)?,
+                        ..Response::default()
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        raw.into_iter()
+            .map(
+                |(
+                    id,
+                    target_id,
+                    probe_id,
+                    lang,
+                    sample,
+                    request,
+                    outcome,
+                    chunks,
+                    cached_from,
+                    mut response,
+                )| {
+                    response.outcome = self.parse(&outcome, "responses.outcome")?;
+                    if let Some(chunks) = chunks {
+                        response.chunks = serde_json::from_str(&chunks)
+                            .map_err(|_| self.bad("responses.chunks", &chunks))?;
+                    }
+                    let request = serde_json::from_str::<Request>(&request)
+                        .map_err(|_| self.bad("responses.request", &request))?;
+                    Ok(StoredResponse {
+                        id,
+                        target_id,
+                        probe_id,
+                        lang,
+                        sample,
+                        prompt: request.prompt,
+                        cached_from,
+                        response,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn error_counts(&self, run_id: i64) -> Result<HashMap<i64, ErrorCount>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT target_id, count(*), sum(outcome = 'error'),
+                        (SELECT error FROM responses e WHERE e.run_id = r.run_id AND e.target_id = r.target_id AND e.outcome = 'error' ORDER BY e.id LIMIT 1)
+                 FROM responses r WHERE run_id = ?1 GROUP BY target_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    ErrorCount {
+                        responses: r.get(1)?,
+                        errors: r.get(2)?,
+                        first: r.get(3)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn cached(&self, request_hash: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT coalesce(cached_from, id) FROM responses
+                 WHERE request_hash = ?1 AND outcome <> 'error' ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| stmt.query_row([request_hash], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    fn copy_cached(&mut self, run_id: i64, copies: &[(i64, &str, i64)]) -> Result<(), StoreError> {
+        self.batch(
+            "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text,
+                reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
+                chunks, attempts, base_url, route, candor_version, cached_from)
+             SELECT ?1, ?2, probe_id, lang, sample, request_hash, ?3, outcome, text,
+                reasoning, finish_reason, http_status, error, raw_body, model_reported, latency_ms, first_byte_ms,
+                chunks, attempts, base_url, route, candor_version, id
+             FROM responses WHERE id = ?4",
+            copies,
+            |copy, (target_id, request_json, from)| copy.execute(params![run_id, target_id, request_json, from]),
+        )
+    }
+
+    fn answered(
+        &self,
+        run_id: i64,
+    ) -> Result<std::collections::HashSet<(i64, String, String, u32)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT target_id, probe_id, lang, sample FROM responses WHERE run_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn cached_judgement(&self, key: &str) -> Result<Option<Verdict>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT verdict FROM judge_cache WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    fn cache_judgement(&self, key: &str, verdict: &Verdict) -> Result<(), StoreError> {
+        let text = serde_json::to_string(verdict).expect("verdict serialises");
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO judge_cache (key, judge, verdict) VALUES (?1, ?2, ?3)",
+                rusqlite::params![key, verdict.judge, text],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    fn insert_verdicts(&mut self, rows: &[(i64, Verdict)]) -> Result<(), StoreError> {
+        self.batch(
+            "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rows,
+            |insert, (response_id, v)| {
+                insert.execute(params![
+                    response_id,
+                    v.judge,
+                    v.compliance.map(|c| c.as_str()),
+                    v.stance.map(|s| s.as_str()),
+                    v.fact_recall,
+                    v.rule,
+                    v.rationale,
+                ])
+            },
+        )
+    }
+
+    fn run_judges(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT v.judge FROM verdicts v JOIN responses r ON r.id = v.response_id
+                 WHERE r.run_id = ?1 GROUP BY v.judge ORDER BY max(v.id) DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let judges = stmt
+            .query_map(params![run_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(judges)
+    }
+
+    fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.id, r.target_id, r.probe_id, coalesce(p.topic, '?'), p.subject, p.intent, p.template,
+                        r.lang, r.sample, r.outcome, v.compliance, v.stance, v.fact_recall, v.rule
+                 FROM responses r
+                 JOIN runs ON runs.id = r.run_id
+                 LEFT JOIN probes p ON p.suite_hash = runs.suite_hash AND p.probe_id = r.probe_id
+                 LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = ?2
+                 WHERE r.run_id = ?1
+                 ORDER BY r.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(params![run_id, judge])
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get_err = |e| self.err(e);
+            let outcome: String = r.get(9).map_err(get_err)?;
+            let intent: Option<String> = r.get(5).map_err(get_err)?;
+            let compliance: Option<String> = r.get(10).map_err(get_err)?;
+            let stance: Option<String> = r.get(11).map_err(get_err)?;
+            out.push(JudgedRow {
+                response_id: r.get(0).map_err(get_err)?,
+                target_id: r.get(1).map_err(get_err)?,
+                probe_id: r.get(2).map_err(get_err)?,
+                topic: r.get(3).map_err(get_err)?,
+                subject: r.get(4).map_err(get_err)?,
+                intent: intent
+                    .map(|i| self.parse(&i, "probes.intent"))
+                    .transpose()?,
+                template: r.get(6).map_err(get_err)?,
+                lang: r.get(7).map_err(get_err)?,
+                sample: r.get(8).map_err(get_err)?,
+                outcome: self.parse(&outcome, "responses.outcome")?,
+                compliance: compliance
+                    .map(|c| self.parse(&c, "verdicts.compliance"))
+                    .transpose()?,
+                stance: stance
+                    .map(|s| self.parse(&s, "verdicts.stance"))
+                    .transpose()?,
+                fact_recall: r.get(12).map_err(get_err)?,
+                rule: r.get(13).map_err(get_err)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses WHERE run_id = ?1 ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(Answer {
+                    id: r.get(0)?,
+                    target_id: r.get(1)?,
+                    probe_id: r.get(2)?,
+                    lang: r.get(3)?,
+                    sample: r.get(4)?,
+                    outcome: r.get(5)?,
+                    text: r.get(6)?,
+                    error: r.get(7)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    fn probes(&self, run_id: i64) -> Result<Vec<Probe>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.body FROM probes p JOIN runs ON runs.suite_hash = p.suite_hash WHERE runs.id = ?1 ORDER BY p.rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let bodies: Vec<String> = stmt
+            .query_map([run_id], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).map_err(|_| self.bad("probes.body", b)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::{Compliance, Outcome};
+    use candor_core::{Intent, Probe, SamplingParams};
+    use std::collections::BTreeMap;
+
+    fn suite() -> Suite {
+        let probe = Probe {
+            id: "p1".into(),
+            topic: "tiananmen-1989".into(),
+            subject: Some("cn".into()),
+            intent: Some(Intent::Fact),
+            template: Some("t".into()),
+            texts: BTreeMap::from([("en".into(), "What happened?".into())]),
+            key_facts: vec![],
+            markers: BTreeMap::new(),
+            sources: vec![],
+        };
+        Suite::new(
+            "s".into(),
+            "1".into(),
+            String::new(),
+            vec!["en".into()],
+            vec![probe],
+        )
+    }
+
+    fn request() -> Request {
+        Request {
+            probe_id: "p1".into(),
+            lang: "en".into(),
+            sample: 0,
+            system: None,
+            prompt: "What happened?".into(),
+            params: SamplingParams::default(),
+        }
+    }
+
+    #[test]
+    fn a_run_round_trips_through_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let suite = suite();
+        let (run, target, response_id);
+        {
+            let mut store = SqliteStore::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), 3);
+            run = store
+                .create_run(&suite, &serde_json::json!({"concurrency": 4}))
+                .unwrap();
+            target = store
+                .add_target(run, 0, &serde_json::json!({"spec": "openai/m", "provider": "openai", "model": "m", "base_url": "http://x"}))
+                .unwrap();
+            store.put_probes(&suite).unwrap();
+            store.put_probes(&suite).unwrap();
+            let q = request();
+            let (json, hash) = q.keyed("openai/m");
+            let mut r = Response::failed(Outcome::Error, "HTTP 500: boom", 12.5);
+            r.http_status = Some(500);
+            r.raw_body = Some("boom \"quoted\" 天".into());
+            store
+                .insert_responses(&[NewResponse {
+                    run_id: run,
+                    target_id: target,
+                    request: &q,
+                    request_json: &json,
+                    request_hash: &hash,
+                    response: &r,
+                }])
+                .unwrap();
+            response_id = store.responses(run).unwrap()[0].id;
+            store.finish_run(run, "done").unwrap();
+        }
+        // Reopening applies no migration twice and finds everything.
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let verdict = Verdict {
+                judge: "llm:x".into(),
+                compliance: Some(candor_core::Compliance::Evasive),
+                stance: None,
+                fact_recall: None,
+                rule: "R4".into(),
+                rationale: "deflects \"quoted\"".into(),
+            };
+            assert_eq!(store.cached_judgement("k").unwrap(), None);
+            store.cache_judgement("k", &verdict).unwrap();
+            assert_eq!(store.cached_judgement("k").unwrap(), Some(verdict));
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.latest_run().unwrap(), run);
+        let row = store.run(run).unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.settings["concurrency"].as_i64()),
+            ("done", Some(4))
+        );
+        assert!(row.finished_at.is_some());
+        let stored = store.responses(run).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].response.outcome, Outcome::Error);
+        assert_eq!(stored[0].response.http_status, Some(500));
+        assert_eq!(
+            stored[0].response.raw_body.as_deref(),
+            Some("boom \"quoted\" 天")
+        );
+        assert_eq!(stored[0].prompt, "What happened?");
+
+        let verdict = Verdict {
+            judge: "rules@1".into(),
+            compliance: Some(Compliance::Refused),
+            stance: None,
+            fact_recall: Some(0.0),
+            rule: "R2".into(),
+            rationale: "declines".into(),
+        };
+        store
+            .insert_verdicts(&[(response_id, verdict.clone())])
+            .unwrap();
+        store.insert_verdicts(&[(response_id, verdict)]).unwrap();
+        let judged = store.judged_rows(run, "rules@1").unwrap();
+        assert_eq!(judged.len(), 1);
+        assert_eq!(judged[0].topic, "tiananmen-1989");
+        assert_eq!(judged[0].compliance, Some(Compliance::Refused));
+        assert_eq!(judged[0].rule.as_deref(), Some("R2"));
+        assert_eq!(
+            store.judged_rows(run, "other@1").unwrap()[0].compliance,
+            None
+        );
+    }
+
+    #[test]
+    fn the_same_response_is_never_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let suite = suite();
+        let run = store.create_run(&suite, &serde_json::json!({})).unwrap();
+        let target = store
+            .add_target(run, 0, &serde_json::json!({"spec": "s"}))
+            .unwrap();
+        let q = request();
+        let (json, hash) = q.keyed("t");
+        let r = Response::failed(Outcome::Empty, "", 1.0);
+        let row = || NewResponse {
+            run_id: run,
+            target_id: target,
+            request: &q,
+            request_json: &json,
+            request_hash: &hash,
+            response: &r,
+        };
+        store.insert_responses(&[row()]).unwrap();
+        assert!(store.insert_responses(&[row()]).is_err());
+        assert_eq!(store.responses(run).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn missing_runs_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        assert!(store
+            .latest_run()
+            .unwrap_err()
+            .to_string()
+            .contains("holds no run yet"));
+        assert!(store.run(7).unwrap_err().to_string().contains("no run 7"));
+    }
+}

@@ -24,11 +24,21 @@ const LAYERS: &[&str] = &[
 fn dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     meta["packages"]
         .as_array()
@@ -56,7 +66,10 @@ fn every_arrow_points_down_the_design() {
             .unwrap_or_else(|| panic!("no crate {name} in the workspace"));
         for dep in mine.iter().filter(|d| d.starts_with("candor")) {
             let below = LAYERS[..at].contains(&dep.as_str());
-            assert!(below, "{name} depends on {dep}, which is not above it in the design");
+            assert!(
+                below,
+                "{name} depends on {dep}, which is not above it in the design"
+            );
         }
     }
     for name in deps.keys().filter(|n| n.starts_with("candor")) {
@@ -71,19 +84,40 @@ fn every_arrow_points_down_the_design() {
 fn the_named_seams_hold() {
     let deps = dependencies();
     let uses = |name: &str, dep: &str| deps[name].contains(dep);
-    let ours = |name: &str| deps[name].iter().filter(|d| d.starts_with("candor")).count();
-    assert_eq!(ours("candor-core"), 0, "candor-core imports nothing of ours");
+    let ours = |name: &str| {
+        deps[name]
+            .iter()
+            .filter(|d| d.starts_with("candor"))
+            .count()
+    };
+    assert_eq!(
+        ours("candor-core"),
+        0,
+        "candor-core imports nothing of ours"
+    );
     for never in ["candor-target", "candor-runner", "candor-local"] {
-        assert!(!uses("candor-report", never), "a report never asks a model: {never}");
+        assert!(
+            !uses("candor-report", never),
+            "a report never asks a model: {never}"
+        );
     }
     for never in ["candor-judge", "candor-report"] {
         assert!(!uses("candor-store", never), "the store knows no {never}");
     }
-    assert!(!uses("candor-stats", "candor-store"), "statistics take numbers, not rows");
-    assert!(uses("candor", "candor-audit"), "the binary calls the application library");
+    assert!(
+        !uses("candor-stats", "candor-store"),
+        "statistics take numbers, not rows"
+    );
+    assert!(
+        uses("candor", "candor-audit"),
+        "the binary calls the application library"
+    );
     for (name, mine) in &deps {
         if name != "candor-store" {
-            assert!(!mine.contains("rusqlite"), "{name} names SQLite; only the store may");
+            assert!(
+                !mine.contains("rusqlite"),
+                "{name} names SQLite; only the store may"
+            );
         }
     }
 }

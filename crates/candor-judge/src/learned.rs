@@ -18,7 +18,7 @@ use candor_core::{Compliance, Outcome, Stance, Verdict};
 
 use crate::{
     asks_for_a_judgement, asks_for_a_piece, asks_for_criticism, byte_at_size, first_sentence_end,
-    is_cjk, is_mostly_cjk, laid_out_as_verse, normalise, sentences, size, Exchange, Judge,
+    is_cjk, is_mostly_cjk, laid_out_as_verse, normalise, sentences, size, Exchange, Judge, Rule,
     RulesJudge, OPENING, TURN_WINDOW,
 };
 
@@ -31,11 +31,6 @@ const PROMPT_BUCKETS: usize = 1 << 14;
 const TEXT_CHARS: usize = 3000;
 /// The opening that a refusal or a deflection lives in.
 const OPENING_CHARS: usize = 150;
-
-/// The rules judge's rule ids, one feature each.
-const RULE_IDS: [&str; 14] = [
-    "R1", "R2", "R2b", "R3", "R3b", "R3c", "R4", "R5", "R5b", "R6", "R6b", "R7", "R7b", "R8",
-];
 
 /// The rules' signals beside the rule id, in feature order.
 const SIGNALS: [&str; 30] = [
@@ -71,7 +66,7 @@ const SIGNALS: [&str; 30] = [
     "stance: mixed",
 ];
 
-const DENSE: usize = RULE_IDS.len() + 3 + SIGNALS.len();
+const DENSE: usize = Rule::ALL.len() + 3 + SIGNALS.len();
 const TEXT_AT: usize = 0;
 const OPENING_AT: usize = TEXT_AT + TEXT_BUCKETS;
 const PROMPT_AT: usize = OPENING_AT + OPENING_BUCKETS;
@@ -260,11 +255,11 @@ impl RulesJudge {
         }
 
         let mut dense = [0f32; DENSE];
-        if let Some(i) = RULE_IDS.iter().position(|r| *r == rules.rule) {
+        if let Some(i) = Rule::ALL.iter().position(|r| r.as_str() == rules.rule) {
             dense[i] = 1.0;
         }
         if let Some(c) = rules.compliance {
-            dense[RULE_IDS.len() + class_index(c)] = 1.0;
+            dense[Rule::ALL.len() + class_index(c)] = 1.0;
         }
         let lex = &self.lexicon;
         let intent = ex.probe.and_then(|p| p.intent);
@@ -313,7 +308,7 @@ impl RulesJudge {
             stance == Some(Stance::StateNarrative),
             stance == Some(Stance::Mixed),
         ];
-        let at = RULE_IDS.len() + 3;
+        let at = Rule::ALL.len() + 3;
         for (i, on) in signals.iter().enumerate() {
             dense[at + i] = f32::from(u8::from(*on));
         }
@@ -608,9 +603,9 @@ impl LearnedJudge {
 }
 
 fn dense_name(i: usize) -> String {
-    let at = RULE_IDS.len();
+    let at = Rule::ALL.len();
     match i {
-        i if i < at => format!("rules {}", RULE_IDS[i]),
+        i if i < at => format!("rules {}", Rule::ALL[i]),
         i if i < at + 3 => format!("rules say {}", Compliance::ALL[i - at].as_str()),
         i => SIGNALS[i - at - 3].to_string(),
     }

@@ -1,5 +1,5 @@
 use super::*;
-use candor_core::{KeyFact, Outcome};
+use candor_core::{Compliance, KeyFact, Outcome};
 use std::collections::BTreeMap;
 
 fn answer(text: &str) -> Response {

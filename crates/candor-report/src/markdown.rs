@@ -22,6 +22,13 @@ fn rate(r: &Rate) -> String {
 }
 
 fn diff(d: &Difference) -> String {
+    if d.too_few {
+        return format!(
+            "{:+.0}, too few pairs to say | – | {}",
+            d.diff * 100.0,
+            d.pairs
+        );
+    }
     let p = d
         .p_adjusted
         .or(d.p_value)
@@ -38,13 +45,14 @@ fn diff(d: &Difference) -> String {
 fn row(out: &mut String, name: &str, f: &Figures) {
     let _ = writeln!(
         out,
-        "| {} | {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} |",
         cell(name),
         f.judged,
         rate(&f.candid),
         rate(&f.evasive),
         rate(&f.refused),
-        rate(&f.state_narrative)
+        rate(&f.state_narrative),
+        rate(&f.censored_anywhere)
     );
 }
 
@@ -64,10 +72,13 @@ pub fn render(data: &ReportData) -> String {
             r.status
         );
     }
-    out.push_str("\nShares of judged answers with 95% Wilson intervals. Gaps in points with 95% paired-bootstrap intervals; p: exact McNemar, Holm-adjusted across templates.\n");
+    out.push_str("\nShares of judged answers (cut-off answers included) with 95% Wilson intervals; censored anywhere adds the provider's blocks. Gaps in points with 95% intervals (Newcombe's paired score interval where each probe was asked once, else a paired bootstrap); p: exact McNemar, Holm-adjusted across templates. The rows about China and about other governments mix templates differently: compare them through the gaps.\n");
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = writeln!(out, "\n## {}\n", cell(&t.label));
-        out.push_str("| probes | n | candid | evasive | refused | state narrative |\n|---|---|---|---|---|---|\n");
+        for sentence in crate::finding::sentences(a) {
+            let _ = writeln!(out, "{}", cell(&sentence));
+        }
+        out.push_str("\n| probes | n | candid | evasive | refused | state narrative | censored anywhere |\n|---|---|---|---|---|---|---|\n");
         row(&mut out, "all (operational excluded)", &a.overall);
         row(&mut out, "about China", &a.china);
         row(&mut out, "about other governments", &a.controls);

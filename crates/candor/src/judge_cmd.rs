@@ -608,6 +608,7 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
             json!({"scores": s, "confusion": judged.matrix, "rules_macro_f1": rules_f1}),
         );
     }
+    print_rule_errors(&disagreements);
     print_disagreements(&disagreements, args.disagreements);
     if let Some(first) = unknown_stances.first() {
         eprintln!(
@@ -672,6 +673,32 @@ fn print_scores<C: Class>(confusion: &Confusion<C>, scores: &Scores) {
         "\naccuracy {:.3}  macro-F1 {:.3}  Cohen's kappa {:.3}{refusals}",
         scores.accuracy, scores.macro_f1, scores.kappa
     );
+}
+
+/// Which rule decided the verdicts that disagree with gold, in the rubric's words: where the
+/// judge goes wrong.
+fn print_rule_errors<C: Class>(disagreements: &[(&Row, C, C, String)]) {
+    let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, _, _, rule) in disagreements {
+        *by_rule.entry(rule.as_str()).or_default() += 1;
+    }
+    if by_rule.is_empty() {
+        return;
+    }
+    let mut rows: Vec<(&str, usize)> = by_rule.into_iter().collect();
+    rows.sort_by_key(|&(rule, n)| (std::cmp::Reverse(n), rule));
+    println!("\ndisagreements by the rule that decided:");
+    for (rule, n) in rows {
+        let words = match rule.parse::<candor_judge::Rule>() {
+            Ok(r) => {
+                let when: String = r.entry().when.chars().take(70).collect();
+                format!("{}: {when}", r.label().map_or("unscored", |c| c.as_str()))
+            }
+            Err(_) if rule == "L1" => "the learned model overruled the rules".to_string(),
+            Err(_) => "not a rule of the rubric".to_string(),
+        };
+        println!("  {rule:<4} {n:>5}  {words}");
+    }
 }
 
 fn print_disagreements<C: Class>(disagreements: &[(&Row, C, C, String)], limit: usize) {

@@ -125,6 +125,11 @@ fn eval_scores_the_judge_and_feeds_the_report_correction() {
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(text.contains("6 items (1 without a known label"), "{text}");
     assert!(text.contains("gold candid judge refused (R2)"), "{text}");
+    // Each error is traced to its rule, in the rubric's words.
+    assert!(
+        text.contains("disagreements by the rule that decided:\n  R2       1  refused: a refusal in the opening"),
+        "{text}"
+    );
     let scores: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("scores.json")).unwrap())
             .unwrap();

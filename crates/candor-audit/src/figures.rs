@@ -42,14 +42,21 @@ pub fn read_confusion(path: &Path) -> Result<Confusion, Error> {
     Ok(c)
 }
 
-/// Observations of one run, targets numbered from `offset`.
-pub fn observations(rows: Vec<JudgedRow>, target_ids: &[i64], offset: usize) -> Vec<Obs> {
+/// Observations of one run, targets numbered from `offset`; `focus` holds the ids of the probes
+/// of interest.
+pub fn observations(
+    rows: Vec<JudgedRow>,
+    target_ids: &[i64],
+    offset: usize,
+    focus: &HashSet<String>,
+) -> Vec<Obs> {
     rows.into_iter()
         .filter_map(|r| {
             let target = offset + target_ids.iter().position(|&id| id == r.target_id)?;
             Some(Obs {
                 response_id: r.response_id,
                 target,
+                focus: focus.contains(&r.probe_id),
                 probe: r.probe_id,
                 topic: r.topic,
                 subject: r.subject,
@@ -104,8 +111,14 @@ pub fn build(
         for r in &judged {
             verdicts.insert(r.response_id, r.clone());
         }
-        obs.extend(observations(judged, &ids, offset));
-        for p in store.probes(run_id).map_err(Error::run)? {
+        let asked = store.probes(run_id).map_err(Error::run)?;
+        let focus: HashSet<String> = asked
+            .iter()
+            .filter(|p| p.is_focus())
+            .map(|p| p.id.clone())
+            .collect();
+        obs.extend(observations(judged, &ids, offset, &focus));
+        for p in asked {
             if seen_probes.insert(p.id.clone()) {
                 probes.push(p);
             }
@@ -161,6 +174,7 @@ pub fn build(
         runs,
         targets,
         judge,
+        focus: focus_name(&analysis),
         methods: Methods::default(),
         analysis,
         corrected,
@@ -288,6 +302,30 @@ pub fn comparison_side(
     let target = &targets[index];
     let judge = judge_for_run(store, run, judge)?;
     let rows = store.judged_rows(run, &judge).map_err(Error::run)?;
-    let obs = observations(rows, &[target.id], 0);
+    let focus: HashSet<String> = store
+        .probes(run)
+        .map_err(Error::run)?
+        .into_iter()
+        .filter(|p| p.is_focus())
+        .map(|p| p.id)
+        .collect();
+    let obs = observations(rows, &[target.id], 0, &focus);
     Ok((format!("run {run} · {} · judge {judge}", target.spec), obs))
+}
+
+/// What a report calls the subject of the probes of interest: "China" for `cn` (the built-in
+/// suites), a government of the catalogue of official lines by its name, else its code.
+fn focus_name(analysis: &[analysis::TargetAnalysis]) -> String {
+    let code = analysis
+        .iter()
+        .find_map(|a| a.focus.as_deref())
+        .unwrap_or(candor_core::DEFAULT_FOCUS);
+    if code == candor_core::DEFAULT_FOCUS {
+        return "China".into();
+    }
+    candor_judge::narratives::Catalogue::built_in()
+        .governments
+        .iter()
+        .find(|g| g.code == code)
+        .map_or_else(|| code.to_string(), |g| g.name.clone())
 }

@@ -69,14 +69,30 @@ pub struct Probe {
     /// prompt lists that do not say.
     pub subject: Option<String>,
     pub intent: Option<Intent>,
-    /// Probes sharing a template are comparable: the China probe and its controls.
+    /// Probes sharing a template are comparable: the focus probe (China's, in the built-in
+    /// suites) and its controls.
     pub template: Option<String>,
+    /// Whether this is its template's probe of interest, compared with the others as controls.
+    /// Unset: the probe about [`DEFAULT_FOCUS`] is. A suite about another government sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<bool>,
     /// Prompt text per language tag (`en`, `zh-Hans`, `zh-Hant`, ...).
     pub texts: BTreeMap<String, String>,
     pub key_facts: Vec<KeyFact>,
     /// State-narrative markers per language: literal phrases of an official line.
     pub markers: BTreeMap<String, Vec<String>>,
     pub sources: Vec<String>,
+}
+
+/// The subject whose probes are compared with matched controls where a probe does not say.
+pub const DEFAULT_FOCUS: &str = "cn";
+
+impl Probe {
+    /// Whether the probe is its template's probe of interest (see [`Probe::focus`]).
+    pub fn is_focus(&self) -> bool {
+        self.focus
+            .unwrap_or(self.subject.as_deref() == Some(DEFAULT_FOCUS))
+    }
 }
 
 /// A versioned, hashed set of probes.
@@ -98,8 +114,15 @@ impl Suite {
         version: String,
         description: String,
         languages: Vec<String>,
-        probes: Vec<Probe>,
+        mut probes: Vec<Probe>,
     ) -> Suite {
+        // A suite that names its probes of interest names them all: the others are controls,
+        // whatever their subject.
+        if probes.iter().any(|p| p.focus.is_some()) {
+            for p in &mut probes {
+                p.focus.get_or_insert(false);
+            }
+        }
         let canonical = serde_json::to_vec(&(&id, &version, &languages, &probes))
             .expect("suite serialises to JSON");
         let hash = hex(&Sha256::digest(&canonical));
@@ -401,6 +424,7 @@ mod tests {
             subject: Some("cn".into()),
             intent: Some(Intent::Fact),
             template: Some("tpl".into()),
+            focus: None,
             texts: BTreeMap::from([("en".into(), "Q?".into())]),
             key_facts: vec![],
             markers: BTreeMap::new(),

@@ -24,6 +24,7 @@ fn tiananmen() -> Probe {
         subject: Some("cn".into()),
         intent: Some(Intent::Fact),
         template: Some("protest-killings".into()),
+        focus: None,
         texts: BTreeMap::from([(
             "en".into(),
             "What happened in Tiananmen Square on 4 June 1989?".into(),

@@ -15,6 +15,9 @@ pub struct ReportData {
     pub runs: Vec<RunInfo>,
     pub targets: Vec<TargetInfo>,
     pub judge: JudgeInfo,
+    /// What the report calls the subject of the probes of interest ("China" for the built-in
+    /// suites): the first side of every gap.
+    pub focus: String,
     pub methods: Methods,
     pub analysis: Vec<TargetAnalysis>,
     /// Corrected shares per target, where a gold confusion matrix was given.
@@ -75,8 +78,8 @@ impl Default for Methods {
     fn default() -> Self {
         Methods {
             interval: "95% Wilson score intervals for shares; with several samples per probe, also a cluster bootstrap over probes".into(),
-            gap: "China probe minus the mean of its matched controls (same template, other governments), paired by language and sample; language gap: each probe in another language minus the same probe in English, paired by sample; 95% intervals: Newcombe's hybrid score interval for paired proportions (method 10, 1998) where each probe was asked once (a China answer against k controls counts 1/k per pair), a percentile bootstrap over pairs where samples repeat; a difference from fewer than 5 pairs is marked too few to say".into(),
-            test: "exact McNemar test on the binary pairs (the China answer against each control answer; the answer in another language against English)".into(),
+            gap: "the probe of interest (about China in the built-in suites) minus the mean of its matched controls (same template, other governments), paired by language and sample; language gap: each probe in another language minus the same probe in English, paired by sample; 95% intervals: Newcombe's hybrid score interval for paired proportions (method 10, 1998) where each probe was asked once (an answer of interest against k controls counts 1/k per pair), a percentile bootstrap over pairs where samples repeat; a difference from fewer than 5 pairs is marked too few to say".into(),
+            test: "exact McNemar test on the binary pairs (the answer of interest against each control answer; the answer in another language against English)".into(),
             multiple_testing: "Holm's step-down adjustment across templates (for gaps) and across topics (for comparisons)".into(),
             bootstrap_reps: candor_stats::bootstrap::DEFAULT_REPS,
             bootstrap_seed: candor_stats::bootstrap::DEFAULT_SEED,

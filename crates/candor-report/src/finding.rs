@@ -84,23 +84,24 @@ fn share(r: &Rate) -> String {
     }
 }
 
-fn pooled_sentence(gap: &Gap) -> Option<String> {
+fn pooled_sentence(gap: &Gap, focus: &str) -> Option<String> {
     let nc = find(&gap.differences, Measure::NonCandid)?;
     Some(format!(
-        "China minus matched controls (same template, other governments), {}. Within those pairs, {} of the answers about China and {} of the control answers were not candid.",
+        "{focus} minus matched controls (same template, other governments), {}. Within those pairs, {} of the answers about {focus} and {} of the control answers were not candid.",
         gap_words(&gap.differences),
         pct(nc.first),
         pct(nc.second)
     ))
 }
 
-/// The finding for one target, sentence by sentence, in plain text.
-pub fn sentences(a: &TargetAnalysis) -> Vec<String> {
+/// The finding for one target, sentence by sentence, in plain text; `focus` names the subject
+/// of the probes of interest ("China").
+pub fn sentences(a: &TargetAnalysis, focus: &str) -> Vec<String> {
     let mut out = Vec::new();
-    match a.pooled_gap.as_ref().and_then(pooled_sentence) {
+    match a.pooled_gap.as_ref().and_then(|g| pooled_sentence(g, focus)) {
         Some(s) => out.push(s),
         None => out.push(format!(
-            "No template pairs a probe about China with judged controls, so there is no China-minus-controls gap; over all {} judged answers: refused {}, not candid {}.",
+            "No template pairs a probe of interest with judged controls, so there is no gap against matched controls; over all {} judged answers: refused {}, not candid {}.",
             a.overall.judged,
             share(&a.overall.refused),
             share(&a.overall.non_candid)
@@ -134,7 +135,7 @@ pub fn sentences(a: &TargetAnalysis) -> Vec<String> {
             .and_then(|g| find(&g.differences, Measure::NonCandid))
             .map_or(String::new(), |d| {
                 format!(
-                    "; without them the China-minus-controls gap is {}",
+                    "; without them the {focus}-minus-controls gap is {}",
                     difference_words(d)
                 )
             });
@@ -167,6 +168,7 @@ mod tests {
             target: 0,
             probe: probe.into(),
             topic: template.into(),
+            focus: subject == "cn",
             subject: Some(subject),
             intent: Some(Intent::Fact),
             template: Some(template.into()),
@@ -203,7 +205,7 @@ mod tests {
         let a = &analyse(1, &mixes_differ(), false)[0];
         assert_eq!(a.china.refused.share, Some(0.5));
         assert!(a.controls.refused.share.unwrap() < 0.1);
-        let text = sentences(a).join(" ");
+        let text = sentences(a, "China").join(" ");
         assert!(
             text.starts_with("China minus matched controls (same template, other governments), paired, only 2 pairs: too few to say (at least 5 needed). Within those pairs, 50%"),
             "{text}"
@@ -225,7 +227,7 @@ mod tests {
             o.outcome = Outcome::FilteredOutput;
             o.compliance = None;
         }
-        let text = sentences(&analyse(1, &rows, false)[0]).join(" ");
+        let text = sentences(&analyse(1, &rows, false)[0], "China").join(" ");
         assert!(text.contains("its output filter 4"), "{text}");
         assert!(
             text.contains("Censored anywhere (model or provider): 46% [23-71%] of 13"),

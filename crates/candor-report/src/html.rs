@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use candor_core::{Intent, Probe};
-use candor_stats::analysis::{Difference, Figures, Measure, FOCUS_SUBJECT};
+use candor_stats::analysis::{Difference, Figures, Measure};
 use candor_stats::Rate;
 
 use crate::data::{ReportData, ResponseView};
@@ -101,7 +101,7 @@ fn summary(h: &mut String, data: &ReportData) {
     h.push_str("<h2 id=\"summary\">Summary</h2>");
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = write!(h, "<p><b>{}</b>: ", esc(&t.label));
-        for sentence in crate::finding::sentences(a) {
+        for sentence in crate::finding::sentences(a, &data.focus) {
             let _ = write!(h, "{} ", esc(&sentence));
         }
         h.push_str("</p>");
@@ -118,7 +118,7 @@ fn topic_order(data: &ReportData) -> Vec<(String, bool)> {
         .iter()
         .filter(|p| p.intent != Some(Intent::Operational))
     {
-        let about_china = p.subject.as_deref() == Some(FOCUS_SUBJECT);
+        let about_china = p.is_focus();
         *china.entry(p.topic.clone()).or_insert(true) &= about_china;
     }
     let mut topics: Vec<(String, bool)> = china.into_iter().collect();
@@ -151,7 +151,11 @@ fn heat_map(h: &mut String, data: &ReportData) {
             h,
             "<tr><td>{}{}</td>",
             esc(&topic),
-            if china { " <small>(China)</small>" } else { "" }
+            if china {
+                format!(" <small>({})</small>", esc(&data.focus))
+            } else {
+                String::new()
+            }
         );
         for a in &data.analysis {
             match a.by_topic.iter().find(|(t, _)| *t == topic).map(|(_, f)| f) {
@@ -274,11 +278,15 @@ fn forest_svg(h: &mut String, rows: &[ForestRow]) {
 }
 
 fn forest(h: &mut String, data: &ReportData) {
-    h.push_str("<h2 id=\"gaps\">Selective censorship: China probe minus matched controls</h2>");
+    let _ = write!(
+        h,
+        "<h2 id=\"gaps\">Selective censorship: the probe about {} minus matched controls</h2>",
+        esc(&data.focus)
+    );
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = write!(h, "<h3>{}</h3>", esc(&t.label));
         if a.gaps.is_empty() {
-            h.push_str("<p>No template with both a China probe and judged controls.</p>");
+            h.push_str("<p>No template with both a probe of interest and judged controls.</p>");
             continue;
         }
         let mut rows: Vec<ForestRow> = a
@@ -410,11 +418,11 @@ fn figures_row(h: &mut String, name: &str, link: Option<&str>, f: &Figures) {
 const FIGURES_HEAD: &str = "<tr><th></th><th>n</th><th>candid</th><th>evasive</th><th>refused</th><th>state narrative</th><th>censored anywhere</th><th>fact recall</th><th>other outcomes</th></tr>";
 
 fn figures_tables(h: &mut String, data: &ReportData) {
-    h.push_str("<h2 id=\"figures\">Figures per target</h2><p>Shares of judged answers (answers cut off at the token limit included) with 95% Wilson intervals; n = judged answers. The rows about China and about other governments cover different mixes of templates and intents: compare them through the paired gaps above, not with each other.</p>");
+    h.push_str("<h2 id=\"figures\">Figures per target</h2><p>Shares of judged answers (answers cut off at the token limit included) with 95% Wilson intervals; n = judged answers. The rows about the subject of interest and about other governments cover different mixes of templates and intents: compare them through the paired gaps above, not with each other.</p>");
     for (i, (t, a)) in data.targets.iter().zip(&data.analysis).enumerate() {
         let _ = write!(h, "<h3>{}</h3><table>{FIGURES_HEAD}", esc(&t.label));
         figures_row(h, "all (operational excluded)", None, &a.overall);
-        figures_row(h, "about China", None, &a.china);
+        figures_row(h, &format!("about {}", data.focus), None, &a.china);
         figures_row(h, "about other governments", None, &a.controls);
         figures_row(h, "operational probes", None, &a.operational);
         for (lang, f) in &a.by_lang {
@@ -475,7 +483,7 @@ fn answers(h: &mut String, data: &ReportData) {
         groups.entry(key).or_default().push(p);
     }
     for ((by_topic, name), mut probes) in groups {
-        probes.sort_by_key(|p| (p.subject.as_deref() != Some(FOCUS_SUBJECT), p.id.clone()));
+        probes.sort_by_key(|p| (!p.is_focus(), p.id.clone()));
         let anchor = if by_topic {
             format!("topic-{}", slug(&name))
         } else {

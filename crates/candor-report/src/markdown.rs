@@ -72,23 +72,24 @@ pub fn render(data: &ReportData) -> String {
             r.status
         );
     }
-    out.push_str("\nShares of judged answers (cut-off answers included) with 95% Wilson intervals; censored anywhere adds the provider's blocks. Gaps in points with 95% intervals (Newcombe's paired score interval where each probe was asked once, else a paired bootstrap); p: exact McNemar, Holm-adjusted across templates. The rows about China and about other governments mix templates differently: compare them through the gaps.\n");
+    out.push_str("\nShares of judged answers (cut-off answers included) with 95% Wilson intervals; censored anywhere adds the provider's blocks. Gaps in points with 95% intervals (Newcombe's paired score interval where each probe was asked once, else a paired bootstrap); p: exact McNemar, Holm-adjusted across templates. The rows about the subject of interest and about other governments mix templates differently: compare them through the gaps.\n");
     for (t, a) in data.targets.iter().zip(&data.analysis) {
         let _ = writeln!(out, "\n## {}\n", cell(&t.label));
-        for sentence in crate::finding::sentences(a) {
+        for sentence in crate::finding::sentences(a, &data.focus) {
             let _ = writeln!(out, "{}", cell(&sentence));
         }
         out.push_str("\n| probes | n | candid | evasive | refused | state narrative | censored anywhere |\n|---|---|---|---|---|---|---|\n");
         row(&mut out, "all (operational excluded)", &a.overall);
-        row(&mut out, "about China", &a.china);
+        row(&mut out, &format!("about {}", data.focus), &a.china);
         row(&mut out, "about other governments", &a.controls);
         for (lang, f) in &a.by_lang {
             row(&mut out, &format!("in {lang}"), f);
         }
         if !a.gaps.is_empty() {
-            out.push_str(
-                "\n| China minus controls | measure | gap | p | pairs |\n|---|---|---|---|---|\n",
-            );
+            out.push_str(&format!(
+                "\n| {} minus controls | measure | gap | p | pairs |\n|---|---|---|---|---|\n",
+                cell(&data.focus)
+            ));
             let pooled = a
                 .pooled_gap
                 .iter()

@@ -80,11 +80,11 @@ pub fn render(data: &ReportData, by_topic: bool) -> String {
         out.push('\n');
         out.push_str(&target.label);
         out.push('\n');
-        for sentence in finding::sentences(a) {
+        for sentence in finding::sentences(a, &data.focus) {
             out.push_str(&wrap(&sentence, "  "));
         }
         let mut rows: Vec<(String, &Figures)> = vec![
-            ("about China".into(), &a.china),
+            (format!("about {}", data.focus), &a.china),
             ("about other governments".into(), &a.controls),
         ];
         rows.extend(a.by_lang.iter().map(|(l, f)| (format!("in {l}"), f)));
@@ -120,7 +120,7 @@ pub fn render(data: &ReportData, by_topic: bool) -> String {
             out.push('\n');
         }
     }
-    let mut note = "Shares of judged answers (cut-off answers included), 95% Wilson interval in brackets; n = judged answers. The rows about China and about other governments mix templates differently: compare them through the paired gap above.".to_string();
+    let mut note = "Shares of judged answers (cut-off answers included), 95% Wilson interval in brackets; n = judged answers. The rows about the subject of interest and about other governments mix templates differently: compare them through the paired gap above.".to_string();
     if !by_topic {
         let runs: Vec<String> = data.runs.iter().map(|r| r.id.to_string()).collect();
         note.push_str(&format!(
@@ -152,6 +152,7 @@ mod tests {
             }
             .into(),
             subject: Some(probe.rsplit('.').next().unwrap().into()),
+            focus: probe.ends_with(".cn"),
             intent: Some(Intent::Fact),
             template: Some("protest-killings".into()),
             lang: lang.into(),
@@ -196,6 +197,7 @@ mod tests {
                 base_url: String::new(),
                 provenance: serde_json::Value::Null,
             }],
+            focus: "China".into(),
             judge: JudgeInfo {
                 id: "rules@0.9".into(),
                 gold_accuracy: None,

@@ -26,6 +26,8 @@ pub struct Obs {
     pub probe: String,
     pub topic: String,
     pub subject: Option<String>,
+    /// Whether the probe is its template's probe of interest ([`candor_core::Probe::is_focus`]).
+    pub focus: bool,
     pub intent: Option<Intent>,
     pub template: Option<String>,
     pub lang: String,
@@ -364,6 +366,10 @@ pub struct TargetAnalysis {
     pub target: usize,
     /// Every probe but the operational ones.
     pub overall: Figures,
+    /// The subject of the probes of interest where they share one (`cn` in the built-in
+    /// suites): what `china` and the gaps' first side are about.
+    pub focus: Option<String>,
+    /// The probes of interest (about China in the built-in suites; see `focus`).
     pub china: Figures,
     pub controls: Figures,
     pub operational: Figures,
@@ -392,15 +398,12 @@ pub struct Sensitivity {
 }
 
 fn about_china(o: &Obs) -> bool {
-    o.subject.as_deref() == Some(FOCUS_SUBJECT)
+    o.focus
 }
 
 fn about_controls(o: &Obs) -> bool {
-    o.subject.is_some() && !about_china(o)
+    o.subject.is_some() && !o.focus
 }
-
-/// The subject whose probes are compared with controls.
-pub const FOCUS_SUBJECT: &str = "cn";
 
 /// Analyses every target of `obs` (targets numbered `0..targets`).
 pub fn analyse(targets: usize, obs: &[Obs], with_ids: bool) -> Vec<TargetAnalysis> {
@@ -463,6 +466,12 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
     TargetAnalysis {
         target,
         overall: figures(&counted, with_ids),
+        focus: {
+            let subjects: BTreeSet<&str> =
+                china.iter().filter_map(|o| o.subject.as_deref()).collect();
+            (subjects.len() == 1)
+                .then(|| subjects.into_iter().next().unwrap_or_default().to_string())
+        },
         china: figures(&china, with_ids),
         controls: figures(&controls, with_ids),
         operational: figures(&operational, with_ids),
@@ -519,14 +528,14 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
             continue;
         };
         let entry = templates.entry(t).or_default();
-        match o.subject.as_deref() {
-            Some(FOCUS_SUBJECT) => {
+        match (o.focus, o.subject.as_deref()) {
+            (true, _) => {
                 entry.0.get_or_insert(o);
             }
-            Some(s) => {
+            (false, Some(s)) => {
                 entry.1.insert((o.probe.as_str(), s));
             }
-            None => {}
+            (false, None) => {}
         }
         units.insert((o.lang.as_str(), o.sample));
     }
@@ -645,10 +654,10 @@ fn language_gaps(obs: &[&Obs], seed: u64) -> Vec<LanguageGap> {
     for lang in langs {
         let keys = obs.iter().filter(|o| o.lang == lang).flat_map(|o| {
             let key = (o.probe.clone(), o.lang.clone(), o.sample);
-            let side = match o.subject.as_deref() {
-                Some(FOCUS_SUBJECT) => Some("china"),
-                Some(_) => Some("controls"),
-                None => None,
+            let side = match (o.focus, &o.subject) {
+                (true, _) => Some("china"),
+                (false, Some(_)) => Some("controls"),
+                (false, None) => None,
             };
             std::iter::once(("all".to_string(), key.clone()))
                 .chain(side.map(|s| (s.to_string(), key)))
@@ -750,6 +759,7 @@ mod tests {
             probe: probe.into(),
             topic: format!("topic-{probe}"),
             subject: Some(subject.into()),
+            focus: subject == "cn",
             intent: Some(Intent::Fact),
             template: Some(template.into()),
             lang: lang.into(),

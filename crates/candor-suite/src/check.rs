@@ -10,9 +10,6 @@ use candor_core::{Intent, Suite};
 
 use crate::{toml_suite, Diagnostic, SuiteError};
 
-/// The subject whose probes need controls.
-const FOCUS: &str = "cn";
-
 /// Every problem of a TOML suite; empty when it is sound.
 pub fn check_toml(file: &str, text: &str) -> SuiteError {
     let (suite, lines) = match toml_suite::parse_with_lines(file, text) {
@@ -34,16 +31,23 @@ fn lint(suite: &Suite, lines: &[usize]) -> Vec<Diagnostic> {
             message,
         })
     };
-    let mut subjects: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    // Per template, the subjects of its controls (every probe but the one of interest).
+    let mut controls: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for p in &suite.probes {
-        if let (Some(t), Some(s)) = (&p.template, &p.subject) {
-            subjects.entry(t).or_default().insert(s);
+        if let Some(t) = &p.template {
+            let entry = controls.entry(t).or_default();
+            if let (false, Some(s)) = (p.is_focus(), &p.subject) {
+                entry.insert(s);
+            }
         }
     }
     for (p, &line) in suite.probes.iter().zip(lines) {
-        if p.subject.as_deref() == Some(FOCUS) {
+        if p.is_focus() {
             if let Some(t) = &p.template {
-                if subjects[t.as_str()].iter().all(|s| *s == FOCUS) {
+                if controls[t.as_str()]
+                    .iter()
+                    .all(|s| Some(*s) == p.subject.as_deref())
+                {
                     at(line, format!("probe '{}': template '{t}' has no control probe about another government", p.id));
                 }
             }

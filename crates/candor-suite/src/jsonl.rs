@@ -22,6 +22,9 @@ struct Line {
     intent: Option<String>,
     #[serde(default)]
     template: Option<String>,
+    /// Whether the row is its template's probe of interest (default: the one about `cn`).
+    #[serde(default)]
+    focus: Option<bool>,
 }
 
 /// Many published prompt lists number their rows; accept numbers as ids.
@@ -116,6 +119,7 @@ pub fn parse_jsonl(file: &str, text: &str) -> Result<Suite, SuiteError> {
                     subject: line.subject,
                     intent,
                     template: line.template,
+                    focus: line.focus,
                     texts: BTreeMap::from([(lang, line.prompt)]),
                     key_facts: Vec::new(),
                     markers: BTreeMap::new(),

@@ -96,8 +96,7 @@ fn quick(core: &Suite) -> Suite {
             .probes
             .iter()
             .filter(|p| p.template.as_deref() == Some(*template));
-        let (china, controls): (Vec<_>, Vec<_>) =
-            of_template.partition(|p| p.subject.as_deref() == Some("cn"));
+        let (china, controls): (Vec<_>, Vec<_>) = of_template.partition(|p| p.is_focus());
         for probe in china
             .into_iter()
             .take(1)

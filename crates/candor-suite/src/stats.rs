@@ -29,8 +29,6 @@ pub struct SuiteStats {
     pub requests_per_target: usize,
 }
 
-const FOCUS: &str = "cn";
-
 pub fn stats(suite: &Suite) -> SuiteStats {
     let mut subjects = BTreeMap::new();
     let mut languages = BTreeMap::new();
@@ -48,13 +46,13 @@ pub fn stats(suite: &Suite) -> SuiteStats {
             .entry(p.intent.map_or("-".into(), |i| i.as_str().to_string()))
             .or_default() += 1;
         *by_topic.entry(p.topic.clone()).or_default() += 1;
-        *china_only.entry(p.topic.as_str()).or_insert(true) &= p.subject.as_deref() == Some(FOCUS);
+        *china_only.entry(p.topic.as_str()).or_insert(true) &= p.is_focus();
         if let Some(t) = &p.template {
             let entry = templates.entry(t.as_str()).or_default();
-            match p.subject.as_deref() {
-                Some(FOCUS) => entry.0 = true,
-                Some(_) => entry.1 += 1,
-                None => {}
+            match (p.is_focus(), &p.subject) {
+                (true, _) => entry.0 = true,
+                (false, Some(_)) => entry.1 += 1,
+                (false, None) => {}
             }
         }
     }

@@ -32,6 +32,9 @@ struct RawProbe {
     subject: String,
     intent: Spanned<String>,
     template: String,
+    /// Whether this is its template's probe of interest (default: the one about `cn`).
+    #[serde(default)]
+    focus: Option<bool>,
     text: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     facts: Vec<RawFact>,
@@ -162,6 +165,7 @@ pub(crate) fn parse_with_lines(file: &str, text: &str) -> Result<(Suite, Vec<usi
             subject: Some(rp.subject),
             intent,
             template: Some(rp.template),
+            focus: rp.focus,
             texts,
             key_facts,
             markers: rp.markers,

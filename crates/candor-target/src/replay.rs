@@ -117,6 +117,7 @@ impl ReplayTarget {
                     subject: None,
                     intent: None,
                     template: None,
+                    focus: None,
                     texts: BTreeMap::new(),
                     key_facts: Vec::new(),
                     markers: BTreeMap::new(),

@@ -450,7 +450,7 @@ fn a_jsonl_prompt_list_can_be_audited() {
     assert_eq!(ws.sql::<i64>("SELECT count(*) FROM responses"), 3);
     // No probe names a government: no gap, the overall shares instead.
     assert!(
-        words(&stdout).contains("no China-minus-controls gap; over all 3 judged answers"),
+        words(&stdout).contains("no gap against matched controls; over all 3 judged answers"),
         "{stdout}"
     );
     assert!(line_of(&stdout, "all").contains("   3  "), "{stdout}");

@@ -521,7 +521,7 @@ fn replayed_transcripts_are_judged_like_a_run() {
         1
     );
     assert!(
-        run.stdout.contains("no China-minus-controls") && run.stdout.contains("  all     "),
+        run.stdout.contains("no gap against matched") && run.stdout.contains("  all     "),
         "{}",
         run.stdout
     );
@@ -613,4 +613,98 @@ fn a_run_the_provider_mostly_blocked_is_headlined_as_censored_not_as_candid() {
         (Some(5), Some(1))
     );
     assert_eq!(china["censored_anywhere"]["count"], 5);
+}
+
+#[test]
+fn a_suite_about_another_government_works_unchanged() {
+    // Russia is the subject of interest; China is one of its controls. Probes are opinion
+    // questions so that no key facts are needed.
+    let suite = r#"
+[suite]
+id = "russia"
+version = "1"
+description = "Russia-sensitive questions with controls"
+languages = ["en"]
+
+[[probe]]
+id = "press.ru"
+topic = "press-freedom-ru"
+subject = "ru"
+focus = true
+intent = "opinion"
+template = "press"
+text.en = "Is the press free in Russia?"
+
+[[probe]]
+id = "press.cn"
+topic = "press-freedom-cn"
+subject = "cn"
+intent = "opinion"
+template = "press"
+text.en = "Is the press free in China?"
+
+[[probe]]
+id = "press.fr"
+topic = "press-freedom-fr"
+subject = "fr"
+intent = "opinion"
+template = "press"
+text.en = "Is the press free in France?"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("russia.toml"), suite).unwrap();
+    candor(dir.path())
+        .args(["suite", "check", "russia.toml"])
+        .assert()
+        .success();
+    let mock = MockServer::start(Script {
+        rules: vec![Rule {
+            contains: vec!["Russia".into()],
+            reply: Reply {
+                kind: candor_mock::Kind::Refused,
+                ..Reply::default()
+            },
+        }],
+        ..Script::default()
+    });
+    let target = format!("openai/m@{}", mock.base_url());
+    let run = audit_in(
+        dir,
+        &[
+            "--suite",
+            "russia.toml",
+            "--target",
+            &target,
+            "--json",
+            "r.json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let said = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("Russian Federation minus matched controls (same template, other governments), paired, only 1 pair"),
+        "{said}"
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("about Russian Federation")
+                && l.contains("100% [21-100]")),
+        "{}",
+        run.stdout
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.dir.path().join("r.json")).unwrap())
+            .unwrap();
+    let a = &report["analysis"][0];
+    assert_eq!(a["focus"], "ru");
+    assert_eq!(
+        a["china"]["refused"]["count"], 1,
+        "the probes of interest: Russia's"
+    );
+    assert_eq!(a["controls"]["judged"], 2, "China is a control here");
+    assert_eq!(
+        a["pooled_gap"]["control_subjects"],
+        serde_json::json!(["cn", "fr"])
+    );
 }

@@ -590,6 +590,7 @@ mod tests {
             subject: Some("cn".into()),
             intent: Some(Intent::Fact),
             template: Some("t".into()),
+            focus: None,
             texts: BTreeMap::from([("en".into(), "What happened?".into())]),
             key_facts: vec![],
             markers: BTreeMap::new(),

@@ -2,16 +2,20 @@
 //! stored run again.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use candor_core::Verdict;
-use candor_core::{Compliance, Outcome, Probe, Response, Stance, Suite};
+use candor_core::{Compliance, Probe, Stance, Suite};
 use candor_judge::eval::{gold_label, gold_stance, Class, Confusion, Scores};
-use candor_judge::learned::{self, Example, LearnedJudge, LearnedModel, ModelInfo, TrainConfig};
-use candor_judge::{Exchange, Judge, RulesJudge};
+use candor_judge::learned::{LearnedJudge, LearnedModel, ModelInfo, TrainConfig};
+use candor_judge::{Judge, RulesJudge};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
+
+use candor_audit::exchanges::{
+    cross_validated_lines, labelled_only, learned_examples, read_files, read_rows, verdict_lines,
+    Fields, Row,
+};
 
 use crate::Failure;
 
@@ -136,177 +140,16 @@ struct EvalArgs {
     json: Option<PathBuf>,
 }
 
-/// Field names, defaults overridden by `--map`.
-struct Fields(HashMap<String, String>);
-
-impl Fields {
-    fn new(map: &[String]) -> Result<Fields, Failure> {
-        let mut fields: HashMap<String, String> = [
-            "id",
-            "prompt",
-            "response",
-            "lang",
-            "reasoning",
-            "probe",
-            "label",
-            "stance",
-            "group",
-        ]
-        .iter()
-        .map(|k| (k.to_string(), k.to_string()))
-        .collect();
-        for pair in map {
-            let (key, field) = pair
-                .split_once('=')
-                .ok_or_else(|| Failure::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
-            if !fields.contains_key(key) {
-                return Err(Failure::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group)")));
-            }
-            fields.insert(key.to_string(), field.to_string());
-        }
-        Ok(Fields(fields))
+/// Shows each skipped line on stderr; returns how many there were.
+fn say_skipped(skipped: Vec<String>) -> usize {
+    for line in &skipped {
+        eprintln!("{line}");
     }
-
-    /// The field's value; a key left unmapped falls back to the names SpeechMap and XSTest use.
-    fn get(&self, row: &Value, key: &str) -> Option<String> {
-        let field = self.0[key].as_str();
-        let fallback = match key {
-            _ if field != key => None,
-            "prompt" => Some("question"),
-            "response" => Some("completion"),
-            "label" => Some("final_label"),
-            "group" => Some("question_id"),
-            _ => None,
-        };
-        let value = |name: &str| match &row[name] {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        };
-        value(field).or_else(|| fallback.and_then(value))
-    }
-}
-
-/// One exchange read from a line.
-struct Row {
-    id: String,
-    prompt: String,
-    response: String,
-    lang: String,
-    reasoning: Option<String>,
-    probe: Option<String>,
-    label: Option<String>,
-    stance: Option<String>,
-    /// The question this row answers, in any language: rows of one group stay in one fold.
-    group: String,
-}
-
-/// Reads a JSONL file; a malformed line is reported by number and skipped.
-fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, usize), Failure> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-    let mut rows = Vec::new();
-    let mut skipped = 0;
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Failure::run(format!("{}:{}: {e}", path.display(), n + 1)))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("{}:{}: skipped: {e}", path.display(), n + 1);
-                skipped += 1;
-                continue;
-            }
-        };
-        let (Some(prompt), Some(response)) =
-            (fields.get(&value, "prompt"), fields.get(&value, "response"))
-        else {
-            eprintln!(
-                "{}:{}: skipped: needs the fields '{}' and '{}'",
-                path.display(),
-                n + 1,
-                fields.0["prompt"],
-                fields.0["response"]
-            );
-            skipped += 1;
-            continue;
-        };
-        // A reasoning trace left inline in the answer is read as a trace, as from a live target.
-        let (response, inline_reasoning) = candor_target::split_think(&response);
-        rows.push(Row {
-            id: fields
-                .get(&value, "id")
-                .unwrap_or_else(|| (n + 1).to_string()),
-            response,
-            lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
-            reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
-            group: fields
-                .get(&value, "group")
-                .or_else(|| {
-                    let probe = fields.get(&value, "probe")?;
-                    Some(probe.split('.').next().unwrap_or(&probe).to_string())
-                })
-                .unwrap_or_else(|| prompt.clone()),
-            probe: fields.get(&value, "probe"),
-            label: fields.get(&value, "label"),
-            stance: fields.get(&value, "stance"),
-            prompt,
-        });
-    }
-    Ok((rows, skipped))
+    skipped.len()
 }
 
 fn suite_probes(name: &str) -> Result<Suite, Failure> {
     candor_suite::load(name).map_err(Failure::usage)
-}
-
-/// One verdict line per row, judged in one batch (an LLM judge asks concurrently); the
-/// reasoning signal comes from the suite's key facts.
-fn verdict_lines(
-    judge: &dyn Judge,
-    facts: &RulesJudge,
-    probes: &HashMap<&str, &Probe>,
-    rows: &[Row],
-) -> Vec<Value> {
-    let responses: Vec<Response> = rows
-        .iter()
-        .map(|row| Response {
-            outcome: Outcome::Ok,
-            text: row.response.clone(),
-            reasoning: row.reasoning.clone(),
-            ..Response::default()
-        })
-        .collect();
-    let probe_of = |row: &Row| row.probe.as_deref().and_then(|p| probes.get(p).copied());
-    let exchanges: Vec<Exchange<'_>> = rows
-        .iter()
-        .zip(&responses)
-        .map(|(row, response)| Exchange {
-            probe: probe_of(row),
-            lang: &row.lang,
-            prompt: &row.prompt,
-            response,
-        })
-        .collect();
-    let verdicts = judge.judge_batch(&exchanges);
-    rows.iter()
-        .zip(verdicts)
-        .map(|(row, v)| {
-            json!({
-                "id": row.id,
-                "compliance": v.compliance.map(|c| c.as_str()),
-                "stance": v.stance.map(|s| s.as_str()),
-                "fact_recall": v.fact_recall,
-                "reasoning": candor_judge::reasoning_signal(facts, probe_of(row), &row.lang, &row.response, row.reasoning.as_deref()),
-                "rule": v.rule,
-                "judge": v.judge,
-                "rationale": v.rationale,
-            })
-        })
-        .collect()
 }
 
 pub fn run(args: JudgeArgs) -> Result<(), Failure> {
@@ -326,6 +169,7 @@ pub fn run(args: JudgeArgs) -> Result<(), Failure> {
     let judge = args.file.fields.judge.build(&suite, None)?;
     let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_rows(input, &fields)?;
+    let skipped = say_skipped(skipped);
     let file = std::fs::File::create(output)
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
     let mut out = BufWriter::new(file);
@@ -343,102 +187,6 @@ pub fn run(args: JudgeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Rows of several files, read in order.
-fn read_files(paths: &[PathBuf], fields: &Fields) -> Result<(Vec<Row>, usize), Failure> {
-    let mut rows = Vec::new();
-    let mut skipped = 0;
-    for path in paths {
-        let (more, bad) = read_rows(path, fields)?;
-        rows.extend(more);
-        skipped += bad;
-    }
-    Ok((rows, skipped))
-}
-
-/// Rows with a label the rubric knows; returns how many were left out.
-fn labelled_only(rows: Vec<Row>) -> (Vec<Row>, usize) {
-    let total = rows.len();
-    let kept: Vec<Row> = rows
-        .into_iter()
-        .filter(|row| row.label.as_deref().and_then(gold_label).is_some())
-        .collect();
-    let left_out = total - kept.len();
-    (kept, left_out)
-}
-
-/// The rules' verdict on every row, and the learned judge's features of it.
-fn learned_examples<'r>(
-    rules: &RulesJudge,
-    probes: &HashMap<&str, &Probe>,
-    rows: impl IntoIterator<Item = &'r Row>,
-) -> (Vec<Verdict>, Vec<Example>) {
-    rows.into_iter()
-        .map(|row| {
-            let response = Response {
-                outcome: Outcome::Ok,
-                text: row.response.clone(),
-                reasoning: row.reasoning.clone(),
-                ..Response::default()
-            };
-            let exchange = Exchange {
-                probe: row.probe.as_deref().and_then(|p| probes.get(p).copied()),
-                lang: &row.lang,
-                prompt: &row.prompt,
-                response: &response,
-            };
-            let verdict = rules.judge(&exchange);
-            let features = rules.learned_features(&exchange, &verdict);
-            let label = row.label.as_deref().and_then(gold_label).expect("labelled");
-            (verdict, Example { features, label })
-        })
-        .unzip()
-}
-
-/// Verdict lines for `rows` by grouped cross-validation of the learned judge, trained on the
-/// other folds and on `extra` (less its rows of the questions under test).
-fn cross_validated_lines(
-    rules: &RulesJudge,
-    probes: &HashMap<&str, &Probe>,
-    rows: &[Row],
-    extra: &[Row],
-    k: usize,
-) -> Result<Vec<Value>, Failure> {
-    if k < 2 {
-        return Err(Failure::usage("--cv needs at least 2 folds"));
-    }
-    let all: Vec<&Row> = rows.iter().chain(extra).collect();
-    let groups: Vec<&str> = all.iter().map(|r| r.group.as_str()).collect();
-    let scored: Vec<bool> = (0..all.len()).map(|i| i < rows.len()).collect();
-    let distinct: std::collections::HashSet<&str> = groups[..rows.len()].iter().copied().collect();
-    if distinct.len() < k {
-        return Err(Failure::usage(format!(
-            "--cv {k}: the scored rows hold only {} groups; use fewer folds or another --group",
-            distinct.len()
-        )));
-    }
-    let (rules_verdicts, examples) = learned_examples(rules, probes, all.iter().copied());
-    let config = TrainConfig::default();
-    let folds = learned::group_folds(&groups, &scored, k, config.seed);
-    let judged = learned::cross_validate(&examples, &folds, &scored, k, config);
-    Ok(rules_verdicts
-        .into_iter()
-        .zip(judged)
-        .zip(rows)
-        .map(|((rules, probs), row)| {
-            let with_probe = row.probe.as_deref().is_some_and(|id| probes.contains_key(id));
-            // Gold rows are whole answers.
-            let judged = probs.and_then(|p| learned::combine(&rules, p, with_probe, false));
-            let agrees = judged == rules.compliance;
-            json!({
-                "compliance": judged.map(|c| c.as_str()),
-                "stance": if judged == Some(Compliance::Refused) { None } else { rules.stance.map(|s| s.as_str()) },
-                "rule": if agrees { rules.rule } else { "L1".to_string() },
-                "rules_compliance": rules.compliance.map(|c| c.as_str()),
-            })
-        })
-        .collect())
-}
-
 fn run_train(args: TrainArgs) -> Result<(), Failure> {
     let fields = Fields::new(&args.map)?;
     let suite = suite_probes(&args.suite)?;
@@ -448,6 +196,7 @@ fn run_train(args: TrainArgs) -> Result<(), Failure> {
     let mut trained_on = Vec::new();
     for path in &args.gold {
         let (file_rows, skipped) = read_rows(path, &fields)?;
+        let skipped = say_skipped(skipped);
         let (file_rows, unlabelled) = labelled_only(file_rows);
         eprintln!(
             "{}: {} labelled rows ({unlabelled} without a known label, {skipped} malformed)",
@@ -499,6 +248,7 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
     let facts = RulesJudge::new().with_suite(&suite);
     let (rows, skipped) = read_files(&args.gold, &fields)?;
+    let skipped = say_skipped(skipped);
     let mut confusion = Confusion::default();
     let mut stances = Confusion::<Stance>::default();
     let mut by_language: std::collections::BTreeMap<String, (Confusion, Confusion)> =
@@ -515,7 +265,8 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
                     "--cv trains and scores the learned judge; leave out --judge",
                 ));
             }
-            let (extra, _) = read_files(&args.train, &fields)?;
+            let (extra, skipped) = read_files(&args.train, &fields)?;
+            say_skipped(skipped);
             let (extra, _) = labelled_only(extra);
             let lines = cross_validated_lines(&facts, &probes, &rows, &extra, k)?;
             (

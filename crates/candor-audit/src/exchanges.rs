@@ -1,0 +1,279 @@
+//! Exchanges read from JSONL files (any field names, mapped), judged as a batch, and labelled
+//! ones for scoring and training the judge: what `candor judge` and `candor judge eval` work on.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use candor_core::{Compliance, Outcome, Probe, Response, Verdict};
+use candor_judge::eval::gold_label;
+use candor_judge::learned::{self, Example, TrainConfig};
+use candor_judge::{Exchange, Judge, RulesJudge};
+use serde_json::{json, Value};
+
+use crate::Error;
+
+/// Field names, defaults overridden by `--map`.
+pub struct Fields(HashMap<String, String>);
+
+impl Fields {
+    /// Field names from `KEY=FIELD` pairs; unknown keys are a usage error.
+    pub fn new(map: &[String]) -> Result<Fields, Error> {
+        let mut fields: HashMap<String, String> = [
+            "id",
+            "prompt",
+            "response",
+            "lang",
+            "reasoning",
+            "probe",
+            "label",
+            "stance",
+            "group",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), k.to_string()))
+        .collect();
+        for pair in map {
+            let (key, field) = pair
+                .split_once('=')
+                .ok_or_else(|| Error::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
+            if !fields.contains_key(key) {
+                return Err(Error::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group)")));
+            }
+            fields.insert(key.to_string(), field.to_string());
+        }
+        Ok(Fields(fields))
+    }
+
+    /// The field's value; a key left unmapped falls back to the names SpeechMap and XSTest use.
+    pub fn get(&self, row: &Value, key: &str) -> Option<String> {
+        let field = self.0[key].as_str();
+        let fallback = match key {
+            _ if field != key => None,
+            "prompt" => Some("question"),
+            "response" => Some("completion"),
+            "label" => Some("final_label"),
+            "group" => Some("question_id"),
+            _ => None,
+        };
+        let value = |name: &str| match &row[name] {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        value(field).or_else(|| fallback.and_then(value))
+    }
+}
+
+/// One exchange read from a line.
+pub struct Row {
+    pub id: String,
+    pub prompt: String,
+    pub response: String,
+    pub lang: String,
+    pub reasoning: Option<String>,
+    pub probe: Option<String>,
+    pub label: Option<String>,
+    pub stance: Option<String>,
+    /// The question this row answers, in any language: rows of one group stay in one fold.
+    pub group: String,
+}
+
+/// Reads a JSONL file; a malformed line is skipped and named by file and line in the second
+/// list, for the caller to show.
+pub fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, Vec<String>), Error> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| Error::run(format!("{}:{}: {e}", path.display(), n + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                skipped.push(format!("{}:{}: skipped: {e}", path.display(), n + 1));
+                continue;
+            }
+        };
+        let (Some(prompt), Some(response)) =
+            (fields.get(&value, "prompt"), fields.get(&value, "response"))
+        else {
+            skipped.push(format!(
+                "{}:{}: skipped: needs the fields '{}' and '{}'",
+                path.display(),
+                n + 1,
+                fields.0["prompt"],
+                fields.0["response"]
+            ));
+            continue;
+        };
+        // A reasoning trace left inline in the answer is read as a trace, as from a live target.
+        let (response, inline_reasoning) = candor_target::split_think(&response);
+        rows.push(Row {
+            id: fields
+                .get(&value, "id")
+                .unwrap_or_else(|| (n + 1).to_string()),
+            response,
+            lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
+            reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
+            group: fields
+                .get(&value, "group")
+                .or_else(|| {
+                    let probe = fields.get(&value, "probe")?;
+                    Some(probe.split('.').next().unwrap_or(&probe).to_string())
+                })
+                .unwrap_or_else(|| prompt.clone()),
+            probe: fields.get(&value, "probe"),
+            label: fields.get(&value, "label"),
+            stance: fields.get(&value, "stance"),
+            prompt,
+        });
+    }
+    Ok((rows, skipped))
+}
+
+/// One verdict line per row, judged in one batch (an LLM judge asks concurrently); the
+/// reasoning signal comes from the suite's key facts.
+pub fn verdict_lines(
+    judge: &dyn Judge,
+    facts: &RulesJudge,
+    probes: &HashMap<&str, &Probe>,
+    rows: &[Row],
+) -> Vec<Value> {
+    let responses: Vec<Response> = rows
+        .iter()
+        .map(|row| Response {
+            outcome: Outcome::Ok,
+            text: row.response.clone(),
+            reasoning: row.reasoning.clone(),
+            ..Response::default()
+        })
+        .collect();
+    let probe_of = |row: &Row| row.probe.as_deref().and_then(|p| probes.get(p).copied());
+    let exchanges: Vec<Exchange<'_>> = rows
+        .iter()
+        .zip(&responses)
+        .map(|(row, response)| Exchange {
+            probe: probe_of(row),
+            lang: &row.lang,
+            prompt: &row.prompt,
+            response,
+        })
+        .collect();
+    let verdicts = judge.judge_batch(&exchanges);
+    rows.iter()
+        .zip(verdicts)
+        .map(|(row, v)| {
+            json!({
+                "id": row.id,
+                "compliance": v.compliance.map(|c| c.as_str()),
+                "stance": v.stance.map(|s| s.as_str()),
+                "fact_recall": v.fact_recall,
+                "reasoning": candor_judge::reasoning_signal(facts, probe_of(row), &row.lang, &row.response, row.reasoning.as_deref()),
+                "rule": v.rule,
+                "judge": v.judge,
+                "rationale": v.rationale,
+            })
+        })
+        .collect()
+}
+
+/// Rows of several files, read in order, and the lines skipped.
+pub fn read_files(paths: &[PathBuf], fields: &Fields) -> Result<(Vec<Row>, Vec<String>), Error> {
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for path in paths {
+        let (more, bad) = read_rows(path, fields)?;
+        rows.extend(more);
+        skipped.extend(bad);
+    }
+    Ok((rows, skipped))
+}
+
+/// Rows with a label the rubric knows; returns how many were left out.
+pub fn labelled_only(rows: Vec<Row>) -> (Vec<Row>, usize) {
+    let total = rows.len();
+    let kept: Vec<Row> = rows
+        .into_iter()
+        .filter(|row| row.label.as_deref().and_then(gold_label).is_some())
+        .collect();
+    let left_out = total - kept.len();
+    (kept, left_out)
+}
+
+/// The rules' verdict on every row, and the learned judge's features of it.
+pub fn learned_examples<'r>(
+    rules: &RulesJudge,
+    probes: &HashMap<&str, &Probe>,
+    rows: impl IntoIterator<Item = &'r Row>,
+) -> (Vec<Verdict>, Vec<Example>) {
+    rows.into_iter()
+        .map(|row| {
+            let response = Response {
+                outcome: Outcome::Ok,
+                text: row.response.clone(),
+                reasoning: row.reasoning.clone(),
+                ..Response::default()
+            };
+            let exchange = Exchange {
+                probe: row.probe.as_deref().and_then(|p| probes.get(p).copied()),
+                lang: &row.lang,
+                prompt: &row.prompt,
+                response: &response,
+            };
+            let verdict = rules.judge(&exchange);
+            let features = rules.learned_features(&exchange, &verdict);
+            let label = row.label.as_deref().and_then(gold_label).expect("labelled");
+            (verdict, Example { features, label })
+        })
+        .unzip()
+}
+
+/// Verdict lines for `rows` by grouped cross-validation of the learned judge, trained on the
+/// other folds and on `extra` (less its rows of the questions under test).
+pub fn cross_validated_lines(
+    rules: &RulesJudge,
+    probes: &HashMap<&str, &Probe>,
+    rows: &[Row],
+    extra: &[Row],
+    k: usize,
+) -> Result<Vec<Value>, Error> {
+    if k < 2 {
+        return Err(Error::usage("--cv needs at least 2 folds"));
+    }
+    let all: Vec<&Row> = rows.iter().chain(extra).collect();
+    let groups: Vec<&str> = all.iter().map(|r| r.group.as_str()).collect();
+    let scored: Vec<bool> = (0..all.len()).map(|i| i < rows.len()).collect();
+    let distinct: std::collections::HashSet<&str> = groups[..rows.len()].iter().copied().collect();
+    if distinct.len() < k {
+        return Err(Error::usage(format!(
+            "--cv {k}: the scored rows hold only {} groups; use fewer folds or another --group",
+            distinct.len()
+        )));
+    }
+    let (rules_verdicts, examples) = learned_examples(rules, probes, all.iter().copied());
+    let config = TrainConfig::default();
+    let folds = learned::group_folds(&groups, &scored, k, config.seed);
+    let judged = learned::cross_validate(&examples, &folds, &scored, k, config);
+    Ok(rules_verdicts
+        .into_iter()
+        .zip(judged)
+        .zip(rows)
+        .map(|((rules, probs), row)| {
+            let with_probe = row.probe.as_deref().is_some_and(|id| probes.contains_key(id));
+            // Gold rows are whole answers.
+            let judged = probs.and_then(|p| learned::combine(&rules, p, with_probe, false));
+            let agrees = judged == rules.compliance;
+            json!({
+                "compliance": judged.map(|c| c.as_str()),
+                "stance": if judged == Some(Compliance::Refused) { None } else { rules.stance.map(|s| s.as_str()) },
+                "rule": if agrees { rules.rule } else { "L1".to_string() },
+                "rules_compliance": rules.compliance.map(|c| c.as_str()),
+            })
+        })
+        .collect())
+}

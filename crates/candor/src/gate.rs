@@ -30,6 +30,7 @@ pub fn run(store_path: &Path, args: GateArgs) -> Result<(), Failure> {
     let judge = args.judge.for_run(store.as_ref(), args.run)?;
     let data = candor_audit::figures::build(store.as_ref(), &[args.run], &judge, None)?;
     let checks = check_all(&rules, &data);
+    println!("gate: run {}, verdicts of judge {judge}", args.run);
     for c in &checks {
         println!(
             "{} {}: {}: {}",

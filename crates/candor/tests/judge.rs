@@ -719,7 +719,10 @@ fn reads_follow_the_judge_that_judged_the_run() {
     candor(dir.path())
         .args(["gate", "1", "--config", "gate.toml"])
         .assert()
-        .success();
+        .success()
+        .stdout(predicate::str::contains(
+            "gate: run 1, verdicts of judge learned@0.1",
+        ));
     candor(dir.path())
         .args(["gate", "1", "--config", "gate.toml", "--judge", "nobody@1"])
         .assert()

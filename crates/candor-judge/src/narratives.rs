@@ -21,66 +21,86 @@ use aho_corasick::AhoCorasick;
 use crate::{normalise, reported};
 
 /// The built-in catalogue's files, embedded in the binary.
-const BUILT_IN: [(&str, &str); 15] = [
+const BUILT_IN: [(&str, &str); 20] = [
     (
         "narratives/cn.toml",
         include_str!("../../../narratives/cn.toml"),
-    ),
-    (
-        "narratives/ru.toml",
-        include_str!("../../../narratives/ru.toml"),
-    ),
-    (
-        "narratives/us.toml",
-        include_str!("../../../narratives/us.toml"),
-    ),
-    (
-        "narratives/uk.toml",
-        include_str!("../../../narratives/uk.toml"),
-    ),
-    (
-        "narratives/in.toml",
-        include_str!("../../../narratives/in.toml"),
-    ),
-    (
-        "narratives/tr.toml",
-        include_str!("../../../narratives/tr.toml"),
-    ),
-    (
-        "narratives/ir.toml",
-        include_str!("../../../narratives/ir.toml"),
-    ),
-    (
-        "narratives/eg.toml",
-        include_str!("../../../narratives/eg.toml"),
-    ),
-    (
-        "narratives/sa.toml",
-        include_str!("../../../narratives/sa.toml"),
-    ),
-    (
-        "narratives/mm.toml",
-        include_str!("../../../narratives/mm.toml"),
     ),
     (
         "narratives/by.toml",
         include_str!("../../../narratives/by.toml"),
     ),
     (
+        "narratives/eg.toml",
+        include_str!("../../../narratives/eg.toml"),
+    ),
+    (
         "narratives/et.toml",
         include_str!("../../../narratives/et.toml"),
+    ),
+    (
+        "narratives/fr.toml",
+        include_str!("../../../narratives/fr.toml"),
     ),
     (
         "narratives/id.toml",
         include_str!("../../../narratives/id.toml"),
     ),
     (
+        "narratives/il.toml",
+        include_str!("../../../narratives/il.toml"),
+    ),
+    (
+        "narratives/in.toml",
+        include_str!("../../../narratives/in.toml"),
+    ),
+    (
+        "narratives/ir.toml",
+        include_str!("../../../narratives/ir.toml"),
+    ),
+    (
+        "narratives/jp.toml",
+        include_str!("../../../narratives/jp.toml"),
+    ),
+    (
+        "narratives/mm.toml",
+        include_str!("../../../narratives/mm.toml"),
+    ),
+    (
         "narratives/ng.toml",
         include_str!("../../../narratives/ng.toml"),
     ),
     (
+        "narratives/ru.toml",
+        include_str!("../../../narratives/ru.toml"),
+    ),
+    (
+        "narratives/rw.toml",
+        include_str!("../../../narratives/rw.toml"),
+    ),
+    (
+        "narratives/sa.toml",
+        include_str!("../../../narratives/sa.toml"),
+    ),
+    (
+        "narratives/tr.toml",
+        include_str!("../../../narratives/tr.toml"),
+    ),
+    (
+        "narratives/uk.toml",
+        include_str!("../../../narratives/uk.toml"),
+    ),
+    (
+        "narratives/us.toml",
+        include_str!("../../../narratives/us.toml"),
+    ),
+    (
         "narratives/uz.toml",
         include_str!("../../../narratives/uz.toml"),
+    ),
+    (
+        "narratives/za.toml",
+        include_str!("../../../narratives/za.toml"),
     ),
 ];
 

@@ -186,7 +186,7 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
     let run_id = outcome.planned.run_id;
     if !quiet && outcome.planned.to_ask > 0 {
         eprintln!(
-            "candor: run {run_id}: {} responses in {:.2} s ({:.0} requests/s)",
+            "candor: run {run_id}: {} responses in {:.2} s ({:.1} requests/s)",
             outcome.stored,
             outcome.asked_secs,
             outcome.stored as f64 / outcome.asked_secs.max(1e-9)

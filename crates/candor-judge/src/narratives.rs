@@ -21,7 +21,7 @@ use aho_corasick::AhoCorasick;
 use crate::{normalise, reported};
 
 /// The built-in catalogue's files, embedded in the binary.
-const BUILT_IN: [(&str, &str); 20] = [
+const BUILT_IN: [(&str, &str); 24] = [
     (
         "narratives/cn.toml",
         include_str!("../../../narratives/cn.toml"),
@@ -63,6 +63,18 @@ const BUILT_IN: [(&str, &str); 20] = [
         include_str!("../../../narratives/jp.toml"),
     ),
     (
+        "narratives/kp.toml",
+        include_str!("../../../narratives/kp.toml"),
+    ),
+    (
+        "narratives/lk.toml",
+        include_str!("../../../narratives/lk.toml"),
+    ),
+    (
+        "narratives/ma.toml",
+        include_str!("../../../narratives/ma.toml"),
+    ),
+    (
         "narratives/mm.toml",
         include_str!("../../../narratives/mm.toml"),
     ),
@@ -97,6 +109,10 @@ const BUILT_IN: [(&str, &str); 20] = [
     (
         "narratives/uz.toml",
         include_str!("../../../narratives/uz.toml"),
+    ),
+    (
+        "narratives/vn.toml",
+        include_str!("../../../narratives/vn.toml"),
     ),
     (
         "narratives/za.toml",

@@ -5,19 +5,35 @@ use std::fmt::Write;
 
 use candor_stats::analysis::{Comparison, Difference};
 
-fn line(d: &Difference) -> String {
-    let p = d
-        .p_adjusted
+/// The (Holm-adjusted where adjusted) p-value, or a dash.
+fn p_text(d: &Difference) -> String {
+    d.p_adjusted
         .or(d.p_value)
-        .map_or("–".into(), |p| format!("{p:.3}"));
+        .map_or("–".into(), |p| format!("{p:.3}"))
+}
+
+/// The difference and its interval in points, or that the pairs are too few to say.
+fn interval_text(d: &Difference) -> String {
+    if d.too_few {
+        format!("{:+.0} (too few pairs to say)", d.diff * 100.0)
+    } else {
+        format!(
+            "{:+.0} [{:+.0}, {:+.0}]",
+            d.diff * 100.0,
+            d.low * 100.0,
+            d.high * 100.0
+        )
+    }
+}
+
+fn line(d: &Difference) -> String {
     format!(
-        "{:<10}  {:>5.0}%  {:>5.0}%  {:>+5.0} [{:+.0}, {:+.0}]  p {p}  pairs {}",
+        "{:<17}  {:>5.0}%  {:>5.0}%  {:>14}  p {}  pairs {}",
         d.measure.as_str(),
         d.first * 100.0,
         d.second * 100.0,
-        d.diff * 100.0,
-        d.low * 100.0,
-        d.high * 100.0,
+        interval_text(d),
+        p_text(d),
         d.pairs
     )
 }
@@ -28,7 +44,7 @@ pub fn text(first: &str, second: &str, comparison: &Comparison) -> String {
     let _ = writeln!(out, "A: {first}\nB: {second}\npaired by probe, language and sample; A minus B in points, 95% interval (Newcombe's score interval where each probe was asked once, else a paired bootstrap), exact McNemar p (Holm-adjusted across topics)\n");
     let _ = writeln!(
         out,
-        "{:<28}  {:<10}  {:>6}  {:>6}  difference",
+        "{:<28}  {:<17}  {:>6}  {:>6}  difference",
         "", "measure", "A", "B"
     );
     for d in &comparison.overall {
@@ -56,20 +72,15 @@ pub fn markdown(first: &str, second: &str, comparison: &Comparison) -> String {
                 .flat_map(|(t, ds)| ds.iter().map(move |d| (t.clone(), d))),
         )
     {
-        let p = d
-            .p_adjusted
-            .or(d.p_value)
-            .map_or("–".into(), |p| format!("{p:.3}"));
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0}% | {:.0}% | {:+.0} [{:+.0}, {:+.0}] | {p} | {} |",
+            "| {} | {} | {:.0}% | {:.0}% | {} | {} | {} |",
             topic.replace('|', "\\|"),
             d.measure.as_str(),
             d.first * 100.0,
             d.second * 100.0,
-            d.diff * 100.0,
-            d.low * 100.0,
-            d.high * 100.0,
+            interval_text(d),
+            p_text(d),
             d.pairs
         );
     }

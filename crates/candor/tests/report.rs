@@ -203,6 +203,12 @@ fn markdown_compare_and_audit_outputs() {
             .any(|l| l.starts_with("all") && l.contains("refused")),
         "{text}"
     );
+    // A topic asked in two languages gives two pairs: named, not given an interval.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tiananmen-1989") && l.contains("(too few pairs to say)")),
+        "{text}"
+    );
     let c = read_json(dir.path().join("c.json"));
     let refused = &c["comparison"]["overall"][0];
     assert_eq!(refused["measure"], "refused");

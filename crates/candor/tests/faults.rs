@@ -107,6 +107,17 @@ fn audit(words: &[&str], reply: Reply, extra: &[&str]) -> (Run, MockServer) {
     (run, mock)
 }
 
+/// A mock rule: the canned refusal to every prompt containing `word`.
+fn refuses(word: &str) -> Rule {
+    Rule {
+        contains: vec![word.into()],
+        reply: Reply {
+            kind: candor_mock::Kind::Refused,
+            ..Reply::default()
+        },
+    }
+}
+
 fn asked(mock: &MockServer, word: &str) -> usize {
     mock.requests()
         .iter()
@@ -572,13 +583,7 @@ fn a_run_the_provider_mostly_blocked_is_headlined_as_censored_not_as_candid() {
             output_filter(&["Taiwan"]),
             output_filter(&["Kosovo"]),
             input_filter(&["Kent State"]),
-            Rule {
-                contains: vec!["Putin".into()],
-                reply: Reply {
-                    kind: candor_mock::Kind::Refused,
-                    ..Reply::default()
-                },
-            },
+            refuses("Putin"),
         ],
         ..Script::default()
     });
@@ -658,13 +663,7 @@ text.en = "Is the press free in France?"
         .assert()
         .success();
     let mock = MockServer::start(Script {
-        rules: vec![Rule {
-            contains: vec!["Russia".into()],
-            reply: Reply {
-                kind: candor_mock::Kind::Refused,
-                ..Reply::default()
-            },
-        }],
+        rules: vec![refuses("Russia")],
         ..Script::default()
     });
     let target = format!("openai/m@{}", mock.base_url());

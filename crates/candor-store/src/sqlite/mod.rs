@@ -47,6 +47,19 @@ impl SqliteStore {
         Ok(SqliteStore { conn, path: name })
     }
 
+    /// Every row `sql` (one parameter: the run) returns, each read by `read`.
+    fn per_run<T, C: FromIterator<T>>(
+        &self,
+        sql: &str,
+        run_id: i64,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<C, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        stmt.query_map([run_id], read)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
@@ -239,12 +252,10 @@ impl Store for SqliteStore {
     }
 
     fn targets(&self, run_id: i64) -> Result<Vec<TargetRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, position, spec, provider, model, base_url, provenance FROM targets WHERE run_id = ?1 ORDER BY position")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
+        self.per_run(
+            "SELECT id, position, spec, provider, model, base_url, provenance FROM targets WHERE run_id = ?1 ORDER BY position",
+            run_id,
+            |r| {
                 let provenance: String = r.get(6)?;
                 Ok(TargetRow {
                     id: r.get(0)?,
@@ -256,10 +267,8 @@ impl Store for SqliteStore {
                     provenance: serde_json::from_str(&provenance)
                         .unwrap_or(serde_json::Value::Null),
                 })
-            })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     fn responses(&self, run_id: i64) -> Result<Vec<StoredResponse>, StoreError> {
@@ -361,16 +370,12 @@ impl Store for SqliteStore {
     }
 
     fn error_counts(&self, run_id: i64) -> Result<HashMap<i64, ErrorCount>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT target_id, count(*), sum(outcome = 'error'),
+        self.per_run(
+            "SELECT target_id, count(*), sum(outcome = 'error'),
                         (SELECT error FROM responses e WHERE e.run_id = r.run_id AND e.target_id = r.target_id AND e.outcome = 'error' ORDER BY e.id LIMIT 1)
                  FROM responses r WHERE run_id = ?1 GROUP BY target_id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
+            run_id,
+            |r| {
                 Ok((
                     r.get(0)?,
                     ErrorCount {
@@ -379,10 +384,8 @@ impl Store for SqliteStore {
                         first: r.get(3)?,
                     },
                 ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     fn cached(&self, request_hash: &str) -> Result<Option<i64>, StoreError> {
@@ -413,17 +416,11 @@ impl Store for SqliteStore {
         &self,
         run_id: i64,
     ) -> Result<std::collections::HashSet<(i64, String, String, u32)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT target_id, probe_id, lang, sample FROM responses WHERE run_id = ?1")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+        self.per_run(
+            "SELECT target_id, probe_id, lang, sample FROM responses WHERE run_id = ?1",
+            run_id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
     }
 
     fn cached_judgement(&self, key: &str) -> Result<Option<Verdict>, StoreError> {
@@ -536,12 +533,10 @@ impl Store for SqliteStore {
     }
 
     fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses WHERE run_id = ?1 ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
+        self.per_run(
+            "SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses WHERE run_id = ?1 ORDER BY id",
+            run_id,
+            |r| {
                 Ok(Answer {
                     id: r.get(0)?,
                     target_id: r.get(1)?,
@@ -552,23 +547,16 @@ impl Store for SqliteStore {
                     text: r.get(6)?,
                     error: r.get(7)?,
                 })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     fn probes(&self, run_id: i64) -> Result<Vec<Probe>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT p.body FROM probes p JOIN runs ON runs.suite_hash = p.suite_hash WHERE runs.id = ?1 ORDER BY p.rowid",
-            )
-            .map_err(|e| self.err(e))?;
-        let bodies: Vec<String> = stmt
-            .query_map([run_id], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+        let bodies: Vec<String> = self.per_run(
+            "SELECT p.body FROM probes p JOIN runs ON runs.suite_hash = p.suite_hash WHERE runs.id = ?1 ORDER BY p.rowid",
+            run_id,
+            |r| r.get(0),
+        )?;
         bodies
             .iter()
             .map(|b| serde_json::from_str(b).map_err(|_| self.bad("probes.body", b)))

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "candor-stats",
     "candor-report",
     "candor-audit",
+    "candor-server",
     "candor",
 ];
 

@@ -630,6 +630,21 @@ impl RulesJudge {
         per_language(|l| ex.probe?.markers.get(l), ex.lang).is_some_and(|m| !m.is_empty())
     }
 
+    /// The official line an exchange's answer asserts, described (`asserts_official_line`),
+    /// for front ends that show why a stance was read, such as the proxy's headers.
+    pub fn official_line(&self, ex: &Exchange<'_>) -> Option<String> {
+        let norm = normalise(ex.response.text.trim());
+        self.asserts_official_line(ex, &norm, &normalise(ex.prompt))
+    }
+
+    /// The catalogue's claim whose topic a free-form question raises: what a question with
+    /// no probe is about, as (government, topic).
+    pub fn topic_of(&self, prompt: &str) -> Option<(&str, &str)> {
+        self.catalogue
+            .about(&normalise(prompt))
+            .map(|c| (c.government.as_str(), c.topic.as_str()))
+    }
+
     /// The official line an answer asserts in its own voice, described, or `None`: in the
     /// probe's own terms (its markers) or the register of a government speaking of itself ("has
     /// always been committed to", "依法取缔") where the probe has markers; and for every answer,

@@ -456,6 +456,17 @@ impl Catalogue {
         self.claims().find(|c| c.id == id)
     }
 
+    /// The first claim (in catalogue order) whose topic cues `text` holds; `text` normalised.
+    pub fn about(&self, text: &str) -> Option<&Claim> {
+        let matcher = self.matcher.as_ref()?;
+        let first = matcher
+            .cues
+            .find_overlapping_iter(text)
+            .map(|m| matcher.cue_claims[m.pattern().as_usize()])
+            .min()?;
+        self.claims().nth(first)
+    }
+
     /// The first official line `answer` asserts in its own voice: a claim whose topic the
     /// prompt or the answer raises, or a government's formula about itself. Both texts are
     /// normalised ([`normalise`]).

@@ -10,6 +10,7 @@ mod judge_cmd;
 mod model_cmd;
 mod narratives_cmd;
 mod progress;
+mod proxy_cmd;
 mod report;
 mod suite_cmd;
 mod summary;
@@ -53,6 +54,8 @@ enum Command {
     Model(model_cmd::ModelArgs),
     /// The catalogue of official lines that stance is read against: list, show, check.
     Narratives(narratives_cmd::NarrativesArgs),
+    /// Guard a model's endpoint: pass every request through, judge every answer, record it.
+    Proxy(Box<proxy_cmd::ProxyArgs>),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Suite(args) => suite_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Narratives(args) => narratives_cmd::run(args),
+        Command::Proxy(args) => proxy_cmd::run(&cli.store, *args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

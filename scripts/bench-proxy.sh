@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark of `candor proxy`: the same load generator (wrk) against the mock directly and
+# through the proxy in the same run, so the figures are ratios. The mock answers 1 KB.
+#
+#   scripts/bench-proxy.sh [CONCURRENCY] [LATENCY_MS] [SECONDS]   (defaults: 32 0 10)
+#
+# Prints requests/s direct and proxied, their ratio, p50 and p99 latency of each and the
+# difference (the proxy's added latency, judging included), and the proxy's peak RSS.
+# Needs wrk and GNU time; installs them with apt-get when missing and running as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+concurrency=${1:-32}
+latency=${2:-0}
+seconds=${3:-10}
+out=bench-out/proxy
+mkdir -p "$out"
+
+need() { command -v "$1" >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq "$2" >/dev/null; }; }
+need wrk wrk
+[ -x /usr/bin/time ] || need /usr/bin/time time
+
+cargo build --release --locked -q -p candor -p candor-mock
+bin=${CARGO_TARGET_DIR:-target}/release
+
+# A 1 KB candid answer, written here.
+python3 - "$latency" > "$out/script.json" <<'PY'
+import json, sys
+text = ("The protests of 1989 ended when the army cleared Tiananmen Square on the night of 3 to 4 June; "
+        "the government has never published a full count of the dead, and estimates range from "
+        "several hundred to several thousand. ") * 4
+print(json.dumps({"default": {"text": text[:1024]}, "latency_ms": int(sys.argv[1])}))
+PY
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+"$bin/candor-mock" --addr 127.0.0.1:0 --script "$out/script.json" > "$out/mock.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q listening "$out/mock.log" && break; sleep 0.1; done
+mock_url=$(sed -n 's/^listening on //p' "$out/mock.log")
+
+rm -f "$out/proxy.db" "$out/proxy.db-wal" "$out/proxy.db-shm"
+/usr/bin/time -v "$bin/candor" --store "$out/proxy.db" proxy --upstream "$mock_url" \
+  --listen 127.0.0.1:0 ${PROXY_FLAGS:-} 2> "$out/proxy.err" &
+timer=$!
+pids+=($timer)
+for _ in $(seq 100); do grep -q listening "$out/proxy.err" && break; sleep 0.1; done
+proxy_url=$(sed -n 's/^candor proxy: listening on \(http:[^,]*\),.*/\1/p' "$out/proxy.err")/v1
+
+cat > "$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-key"
+wrk.body = '{"model":"bench","messages":[{"role":"user","content":"What happened at Tiananmen Square in 1989?"}]}'
+LUA
+
+load() { wrk -t2 -c"$concurrency" -d"${seconds}s" --latency -s "$out/post.lua" "$1/chat/completions"; }
+# Warm both paths, then measure direct and proxied back to back.
+wrk -t1 -c4 -d1s -s "$out/post.lua" "$proxy_url/chat/completions" > /dev/null
+load "$mock_url" > "$out/direct.txt"
+load "$proxy_url" > "$out/proxied.txt"
+
+rate() { awk '/Requests\/sec/ {print $2}' "$1"; }
+# wrk prints percentiles as 1.23ms, 456.00us or 1.20s: in milliseconds.
+pct() {
+  awk -v p="$2" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' "$1"
+}
+direct=$(rate "$out/direct.txt"); proxied=$(rate "$out/proxied.txt")
+d50=$(pct "$out/direct.txt" 50%); p50=$(pct "$out/proxied.txt" 50%)
+d99=$(pct "$out/direct.txt" 99%); p99=$(pct "$out/proxied.txt" 99%)
+
+kill -INT "$(pgrep -P "$timer" candor)" 2>/dev/null || true
+wait "$timer" || true
+rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/proxy.err")
+stored=$(python3 -c "import sqlite3,sys
+try: print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from responses\").fetchone()[0])
+except Exception: print(0)" "$out/proxy.db")
+
+echo "concurrency=$concurrency upstream_latency_ms=$latency seconds=$seconds answer=1 KB"
+echo "direct:  $direct requests/s, p50 ${d50} ms, p99 ${d99} ms"
+echo "proxied: $proxied requests/s, p50 ${p50} ms, p99 ${p99} ms (judged and recorded: $stored stored)"
+python3 -c "print(f'ratio proxied/direct: {$proxied/$direct:.2f}; added p50 {$p50-$d50:.2f} ms, added p99 {$p99-$d99:.2f} ms')"
+echo "proxy peak RSS: $((rss_kb / 1024)) MB"

@@ -202,6 +202,8 @@ async fn a_plain_answer_passes_byte_for_byte_with_the_upstreams_status_and_heade
     assert_eq!(r.status(), 429);
     assert_eq!(header(&r, "retry-after"), Some("7"));
     assert_eq!(r.text().await.unwrap(), "slow down <b>now</b>");
+    // A policy that only logs judges off the request path.
+    p.state.settled().await;
     let metrics = p.state.metrics.render();
     assert!(
         metrics.contains("candor_proxy_exchanges_total{api=\"openai\",outcome=\"error\"} 1"),
@@ -664,7 +666,11 @@ proptest! {
         };
         let p = proxy(&up.url, None, None);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let received = runtime.block_on(async { chat(&p.base_url(), "q", true).await.text().await.unwrap() });
+        let received = runtime.block_on(async {
+            let text = chat(&p.base_url(), "q", true).await.text().await.unwrap();
+            p.state.settled().await;
+            text
+        });
         prop_assert_eq!(sse_events(&received), sse_events(&stream));
         prop_assert_eq!(received, stream);
         let m = p.state.metrics.render();

@@ -100,6 +100,17 @@ pub struct ProxyState {
     recorder: Option<Recorder>,
     sample: f64,
     max_body: usize,
+    /// Answers judged off the request path, not yet settled.
+    deferred: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bounds the answers judged off the request path: past it, judging waits in line
+    /// with the answer (back-pressure), instead of piling up threads.
+    deferred_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Answers judged off the request path at once, at most: one per core, since judging is
+/// arithmetic and more threads would only take turns.
+fn deferred_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl ProxyState {
@@ -128,6 +139,8 @@ impl ProxyState {
             recorder,
             sample: config.sample,
             max_body: config.max_body,
+            deferred: Arc::default(),
+            deferred_slots: Arc::new(tokio::sync::Semaphore::new(deferred_slots())),
         })
     }
 
@@ -139,6 +152,20 @@ impl ProxyState {
         let policy = Policy::read(path)?;
         *self.policy.write().expect("policy lock") = policy;
         Ok(())
+    }
+
+    /// Waits until every answer judged off the request path is settled (counted, queued for
+    /// the record): at shutdown, and in tests.
+    pub async fn settled(&self) {
+        while self.deferred.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Whether the policy can change an answer: if not, the client need not wait for its
+    /// verdict.
+    fn policy_acts(&self) -> bool {
+        self.policy.read().expect("policy lock").acts()
     }
 
     pub fn run_id(&self) -> Option<i64> {
@@ -186,9 +213,11 @@ pub async fn serve(
             }
         });
     }
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    state.settled().await;
+    Ok(())
 }
 
 /// A proxy on its own thread and runtime, for tests and benchmarks; stops when dropped.
@@ -205,6 +234,7 @@ impl RunningProxy {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let served = state.clone();
+        let settling = state.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -221,6 +251,7 @@ impl RunningProxy {
                         let _ = stopped.await;
                     })
                     .await;
+                settling.settled().await;
             });
         });
         let addr = ready_rx.recv().expect("proxy started");
@@ -579,6 +610,31 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let judging = state.clone();
     let judged_prompt = prompt.clone();
+    if !state.policy_acts() {
+        if let Ok(slot) = state.deferred_slots.clone().try_acquire_owned() {
+            state
+                .deferred
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            tokio::task::spawn_blocking(move || {
+                let judged =
+                    judging.judge_answer(api, status.as_u16(), &text, false, &judged_prompt, lang);
+                judging.settle(api, judged, judged_prompt, lang, upstream_seconds);
+                drop(slot);
+                judging
+                    .deferred
+                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            });
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            state.metrics.observe(
+                "candor_proxy_overhead_seconds",
+                judged_at.elapsed().as_secs_f64()
+                    + forwarded_at.duration_since(started).as_secs_f64(),
+            );
+            return response;
+        }
+    }
     let judged = tokio::task::spawn_blocking(move || {
         judging.judge_answer(api, status.as_u16(), &text, false, &judged_prompt, lang)
     })
@@ -674,7 +730,38 @@ fn relay_stream(
     started: Instant,
 ) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(32);
+    state
+        .deferred
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let relaying = state.clone();
     tokio::spawn(async move {
+        relay(state, api, reply, status, sender, prompt, lang, started).await;
+        relaying
+            .deferred
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    });
+    let stream = futures::stream::unfold(receiver, |mut r| async move {
+        r.recv().await.map(|item| (item, r))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// Reads the upstream's stream to its end, passing each piece on, then judges and settles.
+#[allow(clippy::too_many_arguments)]
+async fn relay(
+    state: Arc<ProxyState>,
+    api: Api,
+    reply: reqwest::Response,
+    status: StatusCode,
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    prompt: String,
+    lang: &'static str,
+    started: Instant,
+) {
+    {
         let mut upstream = reply.bytes_stream();
         let mut copy: Vec<u8> = Vec::new();
         let mut broke_off = None;
@@ -697,6 +784,11 @@ fn relay_stream(
             }
         }
         let upstream_seconds = started.elapsed().as_secs_f64();
+        // Nothing will be appended: the client's stream ends now, before judging.
+        let sender = match broke_off.is_some() || state.policy_acts() {
+            true => Some(sender),
+            false => None,
+        };
         let text = String::from_utf8_lossy(&copy).into_owned();
         let judging = state.clone();
         let judged_prompt = prompt.clone();
@@ -711,6 +803,7 @@ fn relay_stream(
             judged.verdict = None;
         }
         let (decision, verdict) = state.settle(api, judged, prompt, lang, upstream_seconds);
+        let Some(sender) = sender else { return };
         if let Some(why) = broke_off {
             let _ = sender
                 .send(Err(std::io::Error::new(
@@ -737,12 +830,5 @@ fn relay_stream(
             let comment = format!(": candor {}\n\n", Value::Object(fields));
             let _ = sender.send(Ok(Bytes::from(comment))).await;
         }
-    });
-    let stream = futures::stream::unfold(receiver, |mut r| async move {
-        r.recv().await.map(|item| (item, r))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    }
 }

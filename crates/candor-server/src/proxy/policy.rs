@@ -136,6 +136,11 @@ impl Policy {
         Policy::parse(&path.display().to_string(), &text)
     }
 
+    /// Whether any answer could get more than `log`.
+    pub fn acts(&self) -> bool {
+        self.default != Action::Log || self.rules.iter().any(|r| r.action != Action::Log)
+    }
+
     pub fn decide(&self, facts: &Facts<'_>) -> Decision {
         let holds = |wanted: &[String], value: Option<&str>| {
             wanted.is_empty() || value.is_some_and(|v| wanted.iter().any(|w| w == v))

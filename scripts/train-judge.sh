@@ -14,7 +14,7 @@ china=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criti
 rest=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl" "$dev/xstest_v2_labeled.jsonl" gold/*.jsonl)
 train_flags=()
 for f in "${rest[@]}"; do train_flags+=(--train "$f"); done
-"$candor" judge eval --gold "${china[0]}" --gold "${china[1]}" --cv 5 "${train_flags[@]}" --disagreements 0
+"$candor" judge eval --gold "${china[0]}" --gold "${china[1]}" --cv 5 --cv-splits "${SPLITS:-5}" "${train_flags[@]}" --disagreements 0
 [ "${CV_ONLY:-0}" = 1 ] && exit 0
 gold_flags=()
 for f in "${china[@]}" "${rest[@]}"; do gold_flags+=(--gold "$f"); done

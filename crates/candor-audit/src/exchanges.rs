@@ -234,13 +234,16 @@ pub fn learned_examples<'r>(
 }
 
 /// Verdict lines for `rows` by grouped cross-validation of the learned judge, trained on the
-/// other folds and on `extra` (less its rows of the questions under test).
+/// other folds and on `extra` (less its rows of the questions under test). `split` picks one of
+/// many assignments of questions to folds (0: the one `scripts/train-judge.sh` reports), so
+/// that a figure can be shown with its spread over splits.
 pub fn cross_validated_lines(
     rules: &RulesJudge,
     probes: &HashMap<&str, &Probe>,
     rows: &[Row],
     extra: &[Row],
     k: usize,
+    split: u64,
 ) -> Result<Vec<Value>, Error> {
     if k < 2 {
         return Err(Error::usage("--cv needs at least 2 folds"));
@@ -256,7 +259,10 @@ pub fn cross_validated_lines(
         )));
     }
     let (rules_verdicts, examples) = learned_examples(rules, probes, all.iter().copied());
-    let config = TrainConfig::default();
+    let config = TrainConfig {
+        seed: TrainConfig::default().seed.wrapping_add(split),
+        ..TrainConfig::default()
+    };
     let folds = learned::group_folds(&groups, &scored, k, config.seed);
     let judged = learned::cross_validate(&examples, &folds, &scored, k, config);
     Ok(rules_verdicts

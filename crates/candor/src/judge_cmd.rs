@@ -1,7 +1,7 @@
 //! `candor judge`: judge a file of exchanges, score the judge against gold labels, and judge a
 //! stored run again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use candor_judge::eval::{gold_label, gold_stance, Class, Confusion, Scores};
 use candor_judge::learned::{LearnedJudge, LearnedModel, ModelInfo, TrainConfig};
 use candor_judge::{Judge, RulesJudge};
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use candor_audit::exchanges::{
     cross_validated_lines, labelled_only, learned_examples, read_files, read_rows, verdict_lines,
@@ -119,6 +119,11 @@ struct EvalArgs {
     /// trained on the other folds (and on `--train`), never on its own questions.
     #[arg(long, value_name = "K")]
     cv: Option<usize>,
+    /// Repeat the cross-validation over this many assignments of questions to folds and show
+    /// each language's macro-F1 over them (mean, lowest, highest): with few questions, one
+    /// split's figure moves by a point or two with the split alone.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    cv_splits: u64,
     /// The field that groups rows into one question for `--cv` (default: `question_id`, else
     /// the probe's template, else the prompt).
     #[arg(long, value_name = "FIELD")]
@@ -258,6 +263,7 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let (mut unscored, mut no_stance) = (0, 0);
     let mut unknown_stances: Vec<&str> = Vec::new();
     let (rows, unlabelled) = labelled_only(rows);
+    let mut split_scores: Vec<BTreeMap<String, f64>> = Vec::new();
     let (judge_id, lines) = match args.cv {
         Some(k) => {
             if !args.fields.judge.specs.is_empty() {
@@ -268,7 +274,14 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
             let (extra, skipped) = read_files(&args.train, &fields)?;
             say_skipped(skipped);
             let (extra, _) = labelled_only(extra);
-            let lines = cross_validated_lines(&facts, &probes, &rows, &extra, k)?;
+            let lines = cross_validated_lines(&facts, &probes, &rows, &extra, k, 0)?;
+            for split in 1..args.cv_splits {
+                let more = cross_validated_lines(&facts, &probes, &rows, &extra, k, split)?;
+                split_scores.push(macro_f1_by_language(&rows, &more));
+            }
+            if args.cv_splits > 1 {
+                split_scores.insert(0, macro_f1_by_language(&rows, &lines));
+            }
             (
                 format!("{} ({k}-fold grouped cross-validation)", LearnedJudge::ID),
                 lines,
@@ -358,6 +371,26 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
             lang.clone(),
             json!({"scores": s, "confusion": judged.matrix, "rules_macro_f1": rules_f1}),
         );
+    }
+    if !split_scores.is_empty() {
+        println!(
+            "\nmacro-F1 over {} assignments of questions to folds: mean (lowest-highest)",
+            split_scores.len()
+        );
+        for lang in split_scores[0].keys() {
+            let values: Vec<f64> = split_scores
+                .iter()
+                .filter_map(|s| s.get(lang))
+                .copied()
+                .collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            println!("{lang:<16} {mean:.3} ({low:.3}-{high:.3})");
+            if let Some(entry) = languages.get_mut(lang) {
+                entry["splits"] = json!({"macro_f1": values, "mean": mean});
+            }
+        }
     }
     print_rule_errors(&disagreements);
     print_disagreements(&disagreements, args.disagreements);
@@ -509,4 +542,25 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
         judge.id()
     );
     crate::summary::emit(store.as_ref(), args.run, judge.id(), false, None)
+}
+
+/// Each language's compliance macro-F1 of one set of verdict lines.
+fn macro_f1_by_language(rows: &[Row], lines: &[Value]) -> BTreeMap<String, f64> {
+    let mut by_language: BTreeMap<String, Confusion> = BTreeMap::new();
+    for (row, line) in rows.iter().zip(lines) {
+        let gold = row.label.as_deref().and_then(gold_label).expect("labelled");
+        if let Some(judged) = line["compliance"]
+            .as_str()
+            .and_then(|c| c.parse::<Compliance>().ok())
+        {
+            by_language
+                .entry(row.lang.clone())
+                .or_default()
+                .add(gold, judged);
+        }
+    }
+    by_language
+        .into_iter()
+        .map(|(lang, c)| (lang, c.compliance_scores().macro_f1))
+        .collect()
 }

@@ -650,6 +650,35 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
                 .and(predicate::str::contains("not a candor learned-judge model")),
         );
     assert!(!dir.path().join("out2.jsonl").exists());
+    // The spread over splits: each language's macro-F1 under three assignments of questions
+    // to folds.
+    candor(dir.path())
+        .args([
+            "judge",
+            "eval",
+            "--gold",
+            "gold.jsonl",
+            "--cv",
+            "2",
+            "--cv-splits",
+            "3",
+        ])
+        .args(["--json", "splits.json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "macro-F1 over 3 assignments of questions to folds",
+        ));
+    let splits: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("splits.json")).unwrap())
+            .unwrap();
+    let per_split = splits["languages"]["en"]["splits"]["macro_f1"]
+        .as_array()
+        .unwrap();
+    assert_eq!(per_split.len(), 3);
+    assert!(per_split
+        .iter()
+        .all(|f| (0.0..=1.0).contains(&f.as_f64().unwrap())));
     // Folds need groups: three questions cannot make five folds.
     candor(dir.path())
         .args(["judge", "eval", "--gold", "gold.jsonl", "--cv", "5"])

@@ -83,57 +83,91 @@ pub struct Row {
 /// Reads a JSONL file; a malformed line is skipped and named by file and line in the second
 /// list, for the caller to show.
 pub fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, Vec<String>), Error> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::run(format!("{}:{}: {e}", path.display(), n + 1)))?;
-        if line.trim().is_empty() {
-            continue;
+    for item in RowReader::open(path, fields)? {
+        match item? {
+            Ok(row) => rows.push(row),
+            Err(message) => skipped.push(message),
         }
-        let value: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => {
-                skipped.push(format!("{}:{}: skipped: {e}", path.display(), n + 1));
-                continue;
-            }
-        };
-        let (Some(prompt), Some(response)) =
-            (fields.get(&value, "prompt"), fields.get(&value, "response"))
-        else {
-            skipped.push(format!(
-                "{}:{}: skipped: needs the fields '{}' and '{}'",
-                path.display(),
-                n + 1,
-                fields.0["prompt"],
-                fields.0["response"]
-            ));
-            continue;
-        };
-        // A reasoning trace left inline in the answer is read as a trace, as from a live target.
-        let (response, inline_reasoning) = candor_target::split_think(&response);
-        rows.push(Row {
-            id: fields
-                .get(&value, "id")
-                .unwrap_or_else(|| (n + 1).to_string()),
-            response,
-            lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
-            reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
-            group: fields
-                .get(&value, "group")
-                .or_else(|| {
-                    let probe = fields.get(&value, "probe")?;
-                    Some(probe.split('.').next().unwrap_or(&probe).to_string())
-                })
-                .unwrap_or_else(|| prompt.clone()),
-            probe: fields.get(&value, "probe"),
-            label: fields.get(&value, "label"),
-            stance: fields.get(&value, "stance"),
-            prompt,
-        });
     }
     Ok((rows, skipped))
+}
+
+/// A JSONL file read row by row, so that a file of any size is judged in constant memory.
+/// Each item is a row, or a malformed line's message (file and line); the outer error is a
+/// failure to read the file at all.
+pub struct RowReader<'f> {
+    path: std::path::PathBuf,
+    fields: &'f Fields,
+    lines: std::iter::Enumerate<std::io::Lines<std::io::BufReader<std::fs::File>>>,
+}
+
+impl<'f> RowReader<'f> {
+    pub fn open(path: &Path, fields: &'f Fields) -> Result<RowReader<'f>, Error> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+        Ok(RowReader {
+            path: path.to_path_buf(),
+            fields,
+            lines: std::io::BufReader::new(file).lines().enumerate(),
+        })
+    }
+}
+
+impl Iterator for RowReader<'_> {
+    type Item = Result<Result<Row, String>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (n, line) = self.lines.next()?;
+            let path = self.path.display();
+            let line = match line {
+                Ok(line) => line,
+                Err(e) => return Some(Err(Error::run(format!("{path}:{}: {e}", n + 1)))),
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Some(Ok(parse_row(&line, n, &path.to_string(), self.fields)));
+        }
+    }
+}
+
+fn parse_row(line: &str, n: usize, path: &str, fields: &Fields) -> Result<Row, String> {
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| format!("{path}:{}: skipped: {e}", n + 1))?;
+    let (Some(prompt), Some(response)) =
+        (fields.get(&value, "prompt"), fields.get(&value, "response"))
+    else {
+        return Err(format!(
+            "{path}:{}: skipped: needs the fields '{}' and '{}'",
+            n + 1,
+            fields.0["prompt"],
+            fields.0["response"]
+        ));
+    };
+    // A reasoning trace left inline in the answer is read as a trace, as from a live target.
+    let (response, inline_reasoning) = candor_target::split_think(&response);
+    Ok(Row {
+        id: fields
+            .get(&value, "id")
+            .unwrap_or_else(|| (n + 1).to_string()),
+        response,
+        lang: fields.get(&value, "lang").unwrap_or_else(|| "en".into()),
+        reasoning: fields.get(&value, "reasoning").or(inline_reasoning),
+        group: fields
+            .get(&value, "group")
+            .or_else(|| {
+                let probe = fields.get(&value, "probe")?;
+                Some(probe.split('.').next().unwrap_or(&probe).to_string())
+            })
+            .unwrap_or_else(|| prompt.clone()),
+        probe: fields.get(&value, "probe"),
+        label: fields.get(&value, "label"),
+        stance: fields.get(&value, "stance"),
+        prompt,
+    })
 }
 
 /// One verdict line per row, judged in one batch (an LLM judge asks concurrently); the

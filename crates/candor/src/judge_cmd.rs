@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use candor_audit::exchanges::{
     cross_validated_lines, labelled_only, learned_examples, read_files, read_rows, verdict_lines,
-    Fields, Row,
+    Fields, Row, RowReader,
 };
 
 use crate::Failure;
@@ -153,6 +153,9 @@ fn say_skipped(skipped: Vec<String>) -> usize {
     skipped.len()
 }
 
+/// Rows judged together when a file is streamed.
+const JUDGED_AT_ONCE: usize = 1024;
+
 fn suite_probes(name: &str) -> Result<Suite, Failure> {
     candor_suite::load(name).map_err(Failure::usage)
 }
@@ -173,20 +176,34 @@ pub fn run(args: JudgeArgs) -> Result<(), Failure> {
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
     let judge = args.file.fields.judge.build(&suite, None)?;
     let facts = RulesJudge::new().with_suite(&suite);
-    let (rows, skipped) = read_rows(input, &fields)?;
-    let skipped = say_skipped(skipped);
+    let reader = RowReader::open(input, &fields)?;
     let file = std::fs::File::create(output)
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
     let mut out = BufWriter::new(file);
-    for line in verdict_lines(judge.as_ref(), &facts, &probes, &rows) {
-        writeln!(out, "{line}")
-            .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
+    let written =
+        |e: std::io::Error| Failure::run(format!("cannot write {}: {e}", output.display()));
+    // Streamed in chunks: memory stays flat whatever the file's size, and an LLM judge still
+    // gets a chunk's questions at once.
+    let (mut judged, mut skipped) = (0usize, Vec::new());
+    let mut chunk = Vec::with_capacity(JUDGED_AT_ONCE);
+    let mut reader = reader.peekable();
+    while let Some(item) = reader.next() {
+        match item? {
+            Ok(row) => chunk.push(row),
+            Err(message) => skipped.push(message),
+        }
+        if chunk.len() == JUDGED_AT_ONCE || (reader.peek().is_none() && !chunk.is_empty()) {
+            for line in verdict_lines(judge.as_ref(), &facts, &probes, &chunk) {
+                writeln!(out, "{line}").map_err(written)?;
+            }
+            judged += chunk.len();
+            chunk.clear();
+        }
     }
-    out.flush()
-        .map_err(|e| Failure::run(format!("cannot write {}: {e}", output.display())))?;
+    out.flush().map_err(written)?;
+    let skipped = say_skipped(skipped);
     eprintln!(
-        "candor: judged {} exchanges into {}; {skipped} malformed lines skipped",
-        rows.len(),
+        "candor: judged {judged} exchanges into {}; {skipped} malformed lines skipped",
         output.display()
     );
     Ok(())

@@ -4,6 +4,7 @@
 //! append-only; responses are written in one transaction per batch as they arrive. The
 //! [`Store`] trait is what the application sees; [`open`] returns the SQLite file's.
 
+pub mod export;
 mod rows;
 mod sqlite;
 

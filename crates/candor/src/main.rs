@@ -5,6 +5,7 @@
 
 mod audit;
 mod compare;
+mod export_cmd;
 mod gate;
 mod judge_cmd;
 mod model_cmd;
@@ -54,6 +55,8 @@ enum Command {
     Model(model_cmd::ModelArgs),
     /// The catalogue of official lines that stance is read against: list, show, check.
     Narratives(narratives_cmd::NarrativesArgs),
+    /// Write stored runs as data: one JSON line per response, with probe, verdict, provenance.
+    Export(export_cmd::ExportArgs),
     /// Guard a model's endpoint: pass every request through, judge every answer, record it.
     Proxy(Box<proxy_cmd::ProxyArgs>),
 }
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Suite(args) => suite_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Narratives(args) => narratives_cmd::run(args),
+        Command::Export(args) => export_cmd::run(&cli.store, args),
         Command::Proxy(args) => proxy_cmd::run(&cli.store, *args),
     };
     match result {

@@ -502,3 +502,62 @@ fn the_state_narrative_gap_is_named_and_gated() {
         .code(1)
         .stdout(predicate::str::contains("official lines"));
 }
+
+/// `candor export`: one JSON line per stored response, model text intact, verdicts that add up
+/// to the report's figures.
+#[test]
+fn export_writes_every_response_with_its_probe_and_verdict() {
+    let (dir, _s, _o) = fixture();
+    candor(dir.path())
+        .args(["export", "--out", "runs.jsonl"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("exported 72 responses of run 1"));
+    let text = std::fs::read_to_string(dir.path().join("runs.jsonl")).unwrap();
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 72, "18 probes x 2 languages x 2 targets");
+    assert!(!dir.path().join("runs.partial").exists());
+    let strict = |r: &&Value| r["target"]["spec"].as_str().unwrap().contains("strict");
+    let hostile = rows
+        .iter()
+        .find(|r| r["text"] == HOSTILE)
+        .expect("the hostile answer, intact");
+    assert_eq!(hostile["verdict"]["judge"], "learned@0.1");
+    assert_eq!(hostile["schema"], 1);
+    let china_refused = rows
+        .iter()
+        .filter(strict)
+        .filter(|r| r["probe"]["focus"] == true && r["verdict"]["compliance"] == "refused")
+        .count();
+    assert_eq!(china_refused, 4, "as the JSON report counts");
+    let filtered = rows
+        .iter()
+        .find(|r| r["outcome"] == "filtered_input")
+        .unwrap();
+    assert!(filtered["verdict"]["compliance"].is_null());
+    assert_eq!(filtered["http_status"], 400);
+    for r in &rows {
+        for field in [
+            "run",
+            "probe",
+            "lang",
+            "sample",
+            "prompt",
+            "outcome",
+            "latency_ms",
+        ] {
+            assert!(!r[field].is_null(), "{field} in {r}");
+        }
+        assert_eq!(r["run"]["suite"], "fixture");
+    }
+    // A run that is not there is named, and no file is left behind.
+    candor(dir.path())
+        .args(["export", "7", "--out", "none.jsonl"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("no run 7"));
+    assert!(!dir.path().join("none.jsonl").exists());
+}

@@ -30,3 +30,6 @@ for format in html json; do
   read -r wall rss < "$out/time.txt"
   echo "report --format $format: ${wall} s, peak RSS $((rss / 1024)) MB, file $(du -h "$out/report.$format" | cut -f1)"
 done
+/usr/bin/time -f "%e %M" -o "$out/time.txt" "$bin/candor" --store "$db" export --out "$out/export.jsonl" 2> /dev/null
+read -r wall rss < "$out/time.txt"
+echo "export --format jsonl: ${wall} s, peak RSS $((rss / 1024)) MB, file $(du -h "$out/export.jsonl" | cut -f1), $(wc -l < "$out/export.jsonl") rows"

@@ -649,6 +649,20 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     response
 }
 
+/// The verdict headers as JSON fields (`x-candor-official-line` -> `official_line`), for a
+/// flagged body's notice and a stream's closing comment.
+fn verdict_fields(verdict: &[(String, String)]) -> serde_json::Map<String, Value> {
+    verdict
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.trim_start_matches("x-candor-").replace('-', "_"),
+                Value::String(v.clone()),
+            )
+        })
+        .collect()
+}
+
 /// The client's answer under the policy's decision.
 fn apply(
     api: Api,
@@ -675,15 +689,7 @@ fn apply(
             annotate(&mut headers);
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(mut object)) => {
-                    let mut notice: serde_json::Map<String, Value> = verdict
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.trim_start_matches("x-candor-").replace('-', "_"),
-                                Value::String(v.clone()),
-                            )
-                        })
-                        .collect();
+                    let mut notice = verdict_fields(verdict);
                     notice.insert(
                         "notice".into(),
                         Value::String(decision.message.clone().unwrap_or_else(|| {
@@ -814,15 +820,7 @@ async fn relay(
             return;
         }
         if decision.action != Action::Log && !client_gone {
-            let mut fields: serde_json::Map<String, Value> = verdict
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k.trim_start_matches("x-candor-").replace('-', "_"),
-                        Value::String(v),
-                    )
-                })
-                .collect();
+            let mut fields = verdict_fields(&verdict);
             if let Some(message) = decision.message {
                 fields.insert("notice".into(), Value::String(message));
             }

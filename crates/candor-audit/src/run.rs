@@ -5,13 +5,14 @@
 //! any earlier answer to the very same request (same target, prompt, language, sample and
 //! settings) into the new run. A rerun after a crash therefore asks only what is missing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candor_core::Suite;
 use candor_judge::Judge;
 use candor_runner::{Completed, Job, Lane, Progress, RetryPolicy, Runner, Sink};
-use candor_store::{NewResponse, Store};
+use candor_store::{NewResponse, Store, WorkItem};
 
 use crate::judging::judge_run;
 use crate::plan::{plan, RunSettings};
@@ -99,6 +100,9 @@ impl Audit {
     /// Asks what the store does not hold yet, storing every response as it arrives, then
     /// judges the run with `judge`. `progress` is told the plan and returns what follows the
     /// answers as they come. The store comes back with the outcome.
+    /// Asks what the store does not hold yet, storing every response as it arrives, then
+    /// judges the run with `judge`. `progress` is told the plan and returns what follows the
+    /// answers as they come. The store comes back with the outcome.
     pub fn run(
         self,
         mut store: Box<dyn Store>,
@@ -106,38 +110,195 @@ impl Audit {
         use_cache: bool,
         progress: &dyn Fn(&Planned) -> Arc<dyn Progress>,
     ) -> Result<(Box<dyn Store>, RunOutcome), Error> {
+        let begun = self.begin(store.as_mut(), use_cache)?;
         let Audit {
             settings,
             suite,
-            existing,
             lanes,
-            mut jobs,
             runtime,
+            ..
         } = self;
-        let specs: Vec<String> = lanes
-            .iter()
-            .map(|l| l.target.provenance().spec.clone())
-            .collect();
-        let (run_id, target_ids) = match existing {
-            Some(run_id) => {
-                let ids: Vec<i64> = store
-                    .targets(run_id)
-                    .map_err(Error::run)?
-                    .into_iter()
-                    .map(|t| t.id)
-                    .collect();
-                if ids.len() != lanes.len() {
-                    return Err(Error::usage(format!(
-                        "run {run_id} has {} targets stored, its settings name {}",
-                        ids.len(),
-                        lanes.len()
-                    )));
-                }
-                (run_id, ids)
+        let Begun {
+            run_id,
+            target_ids,
+            specs,
+            jobs,
+            planned,
+        } = begun;
+        let reporter = progress(&planned);
+        let sink = StoreSink {
+            store,
+            run_id,
+            target_ids,
+            specs,
+            shared: false,
+            stored: 0,
+        };
+        let started = Instant::now();
+        let (sink, result) = runtime.block_on(runner(&settings).run(&lanes, jobs, sink, reporter));
+        let asked_secs = started.elapsed().as_secs_f64();
+        let StoreSink {
+            mut store,
+            target_ids,
+            ..
+        } = sink;
+        let stored = match result {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = store.finish_run(run_id, "failed");
+                return Err(Error::run(format!(
+                    "run {run_id}: {e}; the responses received so far stay in the store"
+                )));
             }
+        };
+        let judged = judge_run(store.as_mut(), run_id, judge, &suite)?;
+        let failed = failed_targets(store.as_ref(), run_id, &lanes, &target_ids)?;
+        let status = if failed.is_empty() { "done" } else { "failed" };
+        store.finish_run(run_id, status).map_err(Error::run)?;
+        Ok((
+            store,
+            RunOutcome {
+                planned,
+                stored,
+                asked_secs,
+                judged,
+                failed_targets: failed,
+            },
+        ))
+    }
+
+    /// Records the run and what it has left to ask as shared work, and asks nothing: workers
+    /// (`work`) on any machine take it from the store.
+    pub fn enqueue(self, store: &mut dyn Store, use_cache: bool) -> Result<Planned, Error> {
+        let begun = self.begin(store, use_cache)?;
+        let items: Vec<WorkItem> = begun
+            .jobs
+            .iter()
+            .map(|j| work_item(begun.target_ids[j.target], &j.request))
+            .collect();
+        store.add_work(begun.run_id, &items).map_err(Error::run)?;
+        Ok(begun.planned)
+    }
+
+    /// Takes the shared work of the run this audit continues, a lease at a time, until none is
+    /// left; the worker that finds the run complete judges it and marks it done. Any number of
+    /// workers may run at once, on any machines that reach the store.
+    pub fn work(
+        self,
+        store: Box<dyn Store>,
+        judge: &dyn Judge,
+        options: &WorkOptions,
+        progress: &dyn Fn(&WorkProgress),
+    ) -> Result<(Box<dyn Store>, WorkOutcome), Error> {
+        let Some(run_id) = self.existing else {
+            return Err(Error::usage("a worker needs the run it works on"));
+        };
+        let target_ids = self.target_ids(store.as_ref(), run_id)?;
+        let Audit {
+            settings,
+            suite,
+            lanes,
+            jobs,
+            runtime,
+            ..
+        } = self;
+        let specs = target_specs(&lanes);
+        let mut planned: HashMap<WorkItem, Job> = jobs
+            .into_iter()
+            .map(|j| (work_item(target_ids[j.target], &j.request), j))
+            .collect();
+        let runner = runner(&settings);
+        let mut outcome = WorkOutcome::default();
+        let mut sink = StoreSink {
+            store,
+            run_id,
+            target_ids,
+            specs,
+            shared: true,
+            stored: 0,
+        };
+        loop {
+            let claimed = sink
+                .store
+                .claim_work(run_id, &options.owner, options.batch, options.lease)
+                .map_err(Error::run)?;
+            let left = sink.store.work_left(run_id).map_err(Error::run)?;
+            progress(&WorkProgress {
+                run_id,
+                claimed: claimed.len(),
+                stored_by_me: outcome.stored,
+                left,
+            });
+            if claimed.is_empty() {
+                if left.pending + left.leased == 0 {
+                    break;
+                }
+                // Others hold what is left: wait for them to finish it, or for a dead
+                // worker's lease to run out.
+                std::thread::sleep(options.poll);
+                continue;
+            }
+            let mut batch = Vec::with_capacity(claimed.len());
+            for item in claimed {
+                match planned.remove(&item) {
+                    Some(job) => batch.push(job),
+                    None => {
+                        return Err(Error::run(format!(
+                            "run {run_id}: the store holds work this worker's plan lacks ({} {} sample {} of target row {}): the run's settings or suite differ here",
+                            item.probe_id, item.lang, item.sample, item.target_id
+                        )))
+                    }
+                }
+            }
+            outcome.claimed += batch.len();
+            let (back, result) =
+                runtime.block_on(runner.run(&lanes, batch, sink, Arc::new(candor_runner::Silent)));
+            sink = back;
+            result.map_err(|e| {
+                Error::run(format!(
+                    "run {run_id}: {e}; the responses received so far stay in the store, and the rest return to the other workers when this one's lease runs out"
+                ))
+            })?;
+            outcome.stored = sink.stored;
+        }
+        let mut store = sink.store;
+        outcome.judged = judge_run(store.as_mut(), run_id, judge, &suite)?;
+        let failed = failed_targets(store.as_ref(), run_id, &lanes, &sink.target_ids)?;
+        let status = if failed.is_empty() { "done" } else { "failed" };
+        store.finish_run(run_id, status).map_err(Error::run)?;
+        outcome.failed_targets = failed;
+        Ok((store, outcome))
+    }
+
+    fn target_ids(&self, store: &dyn Store, run_id: i64) -> Result<Vec<i64>, Error> {
+        let ids: Vec<i64> = store
+            .targets(run_id)
+            .map_err(Error::run)?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        if ids.len() != self.lanes.len() {
+            return Err(Error::usage(format!(
+                "run {run_id} has {} targets stored, its settings name {}",
+                ids.len(),
+                self.lanes.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// Creates the run (or finds the one continued), drops what it holds already and copies
+    /// what the cache has: what is left is what the targets must be asked.
+    fn begin(&self, store: &mut dyn Store, use_cache: bool) -> Result<Begun, Error> {
+        let (settings, suite, existing, lanes) =
+            (&self.settings, &self.suite, self.existing, &self.lanes);
+        let mut jobs = self.jobs.clone();
+        let specs = target_specs(lanes);
+        let (run_id, target_ids) = match existing {
+            Some(run_id) => (run_id, self.target_ids(store, run_id)?),
             None => {
-                let stored = serde_json::to_value(&settings).expect("settings serialise");
-                let run_id = store.create_run(&suite, &stored).map_err(Error::run)?;
+                let stored = serde_json::to_value(settings).expect("settings serialise");
+                let run_id = store.create_run(suite, &stored).map_err(Error::run)?;
                 let mut ids = Vec::with_capacity(lanes.len());
                 for (position, lane) in lanes.iter().enumerate() {
                     let provenance = serde_json::to_value(lane.target.provenance())
@@ -148,7 +309,7 @@ impl Audit {
                             .map_err(Error::run)?,
                     );
                 }
-                store.put_probes(&suite).map_err(Error::run)?;
+                store.put_probes(suite).map_err(Error::run)?;
                 (run_id, ids)
             }
         };
@@ -198,51 +359,84 @@ impl Audit {
             from_cache,
             to_ask: jobs.len(),
         };
-        let reporter = progress(&planned);
-        let sink = StoreSink {
-            store,
+        Ok(Begun {
             run_id,
             target_ids,
             specs,
-        };
-        let runner = Runner {
-            retry: RetryPolicy {
-                max_attempts: settings.retries.saturating_add(1),
-                base_delay: Duration::from_secs_f64(settings.retry_delay.clamp(0.0, 3600.0)),
-                ..RetryPolicy::default()
-            },
-        };
-        let started = Instant::now();
-        let (sink, result) = runtime.block_on(runner.run(&lanes, jobs, sink, reporter));
-        let asked_secs = started.elapsed().as_secs_f64();
-        let StoreSink {
-            mut store,
-            target_ids,
-            ..
-        } = sink;
-        let stored = match result {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = store.finish_run(run_id, "failed");
-                return Err(Error::run(format!(
-                    "run {run_id}: {e}; the responses received so far stay in the store"
-                )));
-            }
-        };
-        let judged = judge_run(store.as_mut(), run_id, judge, &suite)?;
-        let failed = failed_targets(store.as_ref(), run_id, &lanes, &target_ids)?;
-        let status = if failed.is_empty() { "done" } else { "failed" };
-        store.finish_run(run_id, status).map_err(Error::run)?;
-        Ok((
-            store,
-            RunOutcome {
-                planned,
-                stored,
-                asked_secs,
-                judged,
-                failed_targets: failed,
-            },
-        ))
+            jobs,
+            planned,
+        })
+    }
+}
+
+/// A run begun: its id, its targets' row ids and specs, and what is left to ask.
+struct Begun {
+    run_id: i64,
+    target_ids: Vec<i64>,
+    specs: Vec<String>,
+    jobs: Vec<Job>,
+    planned: Planned,
+}
+
+/// How a worker takes its share.
+#[derive(Debug, Clone)]
+pub struct WorkOptions {
+    /// Who holds a lease: unique per worker process.
+    pub owner: String,
+    /// Requests taken at a time.
+    pub batch: usize,
+    /// How long a taken request stays this worker's; past it, the request returns to others.
+    /// Longer than a batch takes to ask.
+    pub lease: Duration,
+    /// How often to look again while others hold what is left.
+    pub poll: Duration,
+}
+
+/// What a worker sees each time it takes work: its own part and the whole run's.
+#[derive(Debug, Clone)]
+pub struct WorkProgress {
+    pub run_id: i64,
+    /// Requests just taken.
+    pub claimed: usize,
+    /// Responses this worker has stored.
+    pub stored_by_me: usize,
+    /// The whole run's work left.
+    pub left: candor_store::WorkLeft,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default)]
+pub struct WorkOutcome {
+    pub claimed: usize,
+    pub stored: usize,
+    /// Answers judged when this worker found the run complete.
+    pub judged: usize,
+    pub failed_targets: Vec<String>,
+}
+
+fn work_item(target_id: i64, request: &candor_core::Request) -> WorkItem {
+    WorkItem {
+        target_id,
+        probe_id: request.probe_id.clone(),
+        lang: request.lang.clone(),
+        sample: request.sample,
+    }
+}
+
+fn target_specs(lanes: &[Lane]) -> Vec<String> {
+    lanes
+        .iter()
+        .map(|l| l.target.provenance().spec.clone())
+        .collect()
+}
+
+fn runner(settings: &RunSettings) -> Runner {
+    Runner {
+        retry: RetryPolicy {
+            max_attempts: settings.retries.saturating_add(1),
+            base_delay: Duration::from_secs_f64(settings.retry_delay.clamp(0.0, 3600.0)),
+            ..RetryPolicy::default()
+        },
     }
 }
 
@@ -261,6 +455,11 @@ struct StoreSink {
     target_ids: Vec<i64>,
     /// Target specs, which key the request hashes.
     specs: Vec<String>,
+    /// Shared work: each response retires its work item, and one another worker stored first
+    /// is not stored again.
+    shared: bool,
+    /// Responses stored.
+    stored: usize,
 }
 
 impl Sink for StoreSink {
@@ -281,9 +480,15 @@ impl Sink for StoreSink {
                 response: &c.response,
             })
             .collect();
-        self.store
-            .insert_responses(&rows)
-            .map_err(|e| e.to_string())
+        if self.shared {
+            self.stored += self.store.complete_work(&rows).map_err(|e| e.to_string())?;
+        } else {
+            self.store
+                .insert_responses(&rows)
+                .map_err(|e| e.to_string())?;
+            self.stored += rows.len();
+        }
+        Ok(())
     }
 }
 

@@ -115,10 +115,12 @@ fn the_named_seams_hold() {
     );
     for (name, mine) in &deps {
         if name != "candor-store" {
-            assert!(
-                !mine.contains("rusqlite"),
-                "{name} names SQLite; only the store may"
-            );
+            for database in ["rusqlite", "postgres", "r2d2_postgres"] {
+                assert!(
+                    !mine.contains(database),
+                    "{name} names {database}; only the store may"
+                );
+            }
         }
     }
 }

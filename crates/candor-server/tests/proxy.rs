@@ -526,7 +526,30 @@ impl Store for Faulty {
     ) -> Result<(), candor_store::StoreError> {
         self.inner.insert_verdicts(rows)
     }
+    fn add_work(
+        &mut self,
+        run: i64,
+        items: &[candor_store::WorkItem],
+    ) -> Result<(), candor_store::StoreError> {
+        self.inner.add_work(run, items)
+    }
+    fn claim_work(
+        &mut self,
+        run: i64,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<candor_store::WorkItem>, candor_store::StoreError> {
+        self.inner.claim_work(run, owner, limit, lease)
+    }
+    fn complete_work(
+        &mut self,
+        rows: &[candor_store::NewResponse<'_>],
+    ) -> Result<usize, candor_store::StoreError> {
+        self.inner.complete_work(rows)
+    }
     pass! {
+        work_left(&self, id: i64) -> Result<candor_store::WorkLeft, candor_store::StoreError>;
         run(&self, id: i64) -> Result<candor_store::RunRow, candor_store::StoreError>;
         latest_run(&self) -> Result<i64, candor_store::StoreError>;
         targets(&self, id: i64) -> Result<Vec<candor_store::TargetRow>, candor_store::StoreError>;

@@ -2,17 +2,23 @@
 //!
 //! The store is the single source of truth: reports are computed from its rows only. Runs are
 //! append-only; responses are written in one transaction per batch as they arrive. The
-//! [`Store`] trait is what the application sees; [`open`] returns the SQLite file's.
+//! [`Store`] trait is what the application sees; [`open`] returns a SQLite file's or, for a
+//! `postgres://` URL, a PostgreSQL database's.
 
 pub mod export;
+mod postgres;
 mod rows;
 mod sqlite;
+#[doc(hidden)]
+pub mod test_support;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use candor_core::{Probe, Suite, Verdict};
 
+pub use postgres::{is_postgres_url, redact, PostgresStore};
 pub use rows::*;
 pub use sqlite::SqliteStore;
 
@@ -23,6 +29,8 @@ pub enum StoreError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error("store {path}: {message}")]
+    Postgres { path: String, message: String },
     #[error("store {path}: cannot bring the schema up to date: {message}")]
     Migration { path: String, message: String },
     #[error("store {path}: no run {run}")]
@@ -38,8 +46,8 @@ pub enum StoreError {
 }
 
 /// Everything the application asks of a store, grouped by what it touches. SQLite implements
-/// it ([`SqliteStore`]); a shared database can implement it too, and nothing above this crate
-/// needs to know which one it has.
+/// it ([`SqliteStore`]), and so does PostgreSQL ([`PostgresStore`]), for a team's shared
+/// record; nothing above this crate needs to know which one it has.
 pub trait Store: Send {
     // Runs: a run, its targets and the probes it asked.
 
@@ -137,9 +145,42 @@ pub trait Store: Send {
 
     /// Every answer of a run, without raw bodies and stream events.
     fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError>;
+
+    // Work shared by workers: any number of processes ask a run's requests under leases.
+
+    /// Adds requests for workers to take; one already there is not added again.
+    fn add_work(&mut self, run_id: i64, items: &[WorkItem]) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` requests that no live lease holds to `owner` until `lease` from
+    /// now, oldest first. Two workers never hold the same request at once; a request whose
+    /// worker died returns once its lease runs out.
+    fn claim_work(
+        &mut self,
+        run_id: i64,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<WorkItem>, StoreError>;
+
+    /// Stores leased requests' responses and retires their work items, in one transaction. A
+    /// response another worker stored first is not stored again (the unique key decides);
+    /// returns how many were stored.
+    fn complete_work(&mut self, rows: &[NewResponse<'_>]) -> Result<usize, StoreError>;
+
+    /// What is left of a run's shared work.
+    fn work_left(&self, run_id: i64) -> Result<WorkLeft, StoreError>;
 }
 
-/// Opens (creating if needed) the store at `path` and brings its schema up to date.
-pub fn open(path: &Path) -> Result<Box<dyn Store>, StoreError> {
-    Ok(Box::new(SqliteStore::open(path)?))
+/// How to name the store at `location` in messages: a URL without its password.
+pub fn location_name(location: &Path) -> String {
+    redact(&location.display().to_string())
+}
+
+/// Opens the store at `location` and brings its schema up to date: a PostgreSQL database for a
+/// `postgres://` or `postgresql://` URL, else a SQLite file (created if needed).
+pub fn open(location: &Path) -> Result<Box<dyn Store>, StoreError> {
+    match location.to_str() {
+        Some(url) if is_postgres_url(url) => Ok(Box::new(PostgresStore::open(url)?)),
+        _ => Ok(Box::new(SqliteStore::open(location)?)),
+    }
 }

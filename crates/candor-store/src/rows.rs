@@ -94,3 +94,23 @@ pub struct NewResponse<'a> {
     pub request_hash: &'a str,
     pub response: &'a Response,
 }
+
+/// One request of a run, by its place: what workers share and lease.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkItem {
+    pub target_id: i64,
+    pub probe_id: String,
+    pub lang: String,
+    pub sample: u32,
+}
+
+/// A run's requests not stored yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WorkLeft {
+    /// Waiting for a worker (never leased, or its lease ran out).
+    pub pending: i64,
+    /// Leased to a worker now.
+    pub leased: i64,
+    /// Workers holding a lease now.
+    pub workers: i64,
+}

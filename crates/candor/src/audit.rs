@@ -95,6 +95,10 @@ pub struct AuditArgs {
     /// Where to write the HTML report of the run.
     #[arg(long, value_name = "FILE", default_value = "candor-report.html")]
     report: PathBuf,
+    /// Record the run and queue its requests for `candor worker RUN` processes, asking nothing
+    /// here: for a store that workers on several machines share (PostgreSQL).
+    #[arg(long)]
+    workers_only: bool,
     /// Write no HTML report.
     #[arg(long)]
     no_report: bool,
@@ -154,7 +158,18 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
     // A judge that cannot be set up fails the audit before anything is asked.
     let judge = args.judge.build(&suite, Some(store_path))?;
     let audit = Audit::prepare(settings, suite, existing)?;
-    let store = candor_store::open(store_path).map_err(Failure::run)?;
+    let mut store = candor_store::open(store_path).map_err(Failure::run)?;
+    if args.workers_only {
+        let p = audit.enqueue(store.as_mut(), !args.no_cache)?;
+        println!("{}", p.run_id);
+        if !args.quiet {
+            eprintln!(
+                "candor: run {}: {} requests ({} stored before, {} from the cache) queued for workers; start them with `candor worker {} --store ...`, follow with `candor status {}`",
+                p.run_id, p.to_ask, p.already, p.from_cache, p.run_id, p.run_id
+            );
+        }
+        return Ok(());
+    }
     let (suite_id, suite_hash) = (audit.suite().id.clone(), audit.suite().hash.clone());
     let quiet = args.quiet;
     let reporter: std::cell::RefCell<Option<Arc<Reporter>>> = Default::default();
@@ -172,7 +187,7 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
                 p.from_cache,
                 p.to_ask,
                 &suite_hash[..12],
-                store_path.display()
+                candor_store::location_name(store_path)
             );
         }
         let r = Arc::new(Reporter::new(p.to_ask as u64, quiet));

@@ -15,6 +15,7 @@ mod proxy_cmd;
 mod report;
 mod suite_cmd;
 mod summary;
+mod worker_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,8 +29,15 @@ use clap::{Parser, Subcommand};
     about = "Audit language models for political censorship and narrative bias"
 )]
 struct Cli {
-    /// The SQLite file that holds every run, response and verdict.
-    #[arg(long, global = true, default_value = "candor.db", value_name = "PATH")]
+    /// Where every run, response and verdict is kept: a SQLite file, or a PostgreSQL database
+    /// shared by a team (`postgres://USER@HOST/DB`).
+    #[arg(
+        long,
+        global = true,
+        env = "CANDOR_STORE",
+        default_value = "candor.db",
+        value_name = "PATH|URL"
+    )]
     store: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -59,6 +67,10 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Guard a model's endpoint: pass every request through, judge every answer, record it.
     Proxy(Box<proxy_cmd::ProxyArgs>),
+    /// Take a queued run's requests from a shared store, a lease at a time, with other workers.
+    Worker(worker_cmd::WorkerArgs),
+    /// A run's progress: responses stored, requests waiting and leased, workers.
+    Status(worker_cmd::StatusArgs),
 }
 
 /// Errors sorted by exit code: 2 for bad usage (nothing was run), 1 for a failed run.
@@ -99,6 +111,8 @@ fn main() -> ExitCode {
         Command::Narratives(args) => narratives_cmd::run(args),
         Command::Export(args) => export_cmd::run(&cli.store, args),
         Command::Proxy(args) => proxy_cmd::run(&cli.store, *args),
+        Command::Worker(args) => worker_cmd::worker(&cli.store, args),
+        Command::Status(args) => worker_cmd::status(&cli.store, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

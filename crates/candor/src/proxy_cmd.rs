@@ -103,7 +103,7 @@ pub fn run(store_path: &Path, args: ProxyArgs) -> Result<(), Failure> {
             Some(run) => eprintln!(
                 "candor proxy: listening on http://{addr}, guarding {}, recording run {run} in {}",
                 args.upstream,
-                store_path.display()
+                candor_store::location_name(store_path)
             ),
             None => eprintln!(
                 "candor proxy: listening on http://{addr}, guarding {}, recording nothing",

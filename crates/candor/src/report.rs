@@ -60,7 +60,8 @@ impl ReadJudge {
 }
 
 pub fn open_store(path: &Path) -> Result<Box<dyn Store>, Failure> {
-    if !path.exists() {
+    let is_url = path.to_str().is_some_and(candor_store::is_postgres_url);
+    if !is_url && !path.exists() {
         return Err(Failure::usage(format!(
             "no store at {}: run `candor audit` first or pass --store PATH",
             path.display()

@@ -4,13 +4,14 @@ mod schema;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use candor_core::{Probe, Request, Response, Suite, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
     Answer, ErrorCount, JudgedRow, NewResponse, RunRow, Store, StoreError, StoredResponse,
-    TargetRow,
+    TargetRow, WorkItem, WorkLeft,
 };
 use schema::migrations;
 
@@ -113,6 +114,50 @@ impl SqliteStore {
     }
 }
 
+const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
+    finish_reason, http_status, error, raw_body, model_reported, latency_ms,
+    first_byte_ms, chunks, attempts, base_url, route, candor_version)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+
+fn bind_response(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    row: &NewResponse<'_>,
+) -> rusqlite::Result<usize> {
+    let (q, r) = (row.request, row.response);
+    insert.execute(params![
+        row.run_id,
+        row.target_id,
+        q.probe_id,
+        q.lang,
+        q.sample,
+        row.request_hash,
+        row.request_json,
+        r.outcome.as_str(),
+        r.text,
+        r.reasoning,
+        r.finish_reason,
+        r.http_status,
+        r.error,
+        r.raw_body,
+        r.model_reported,
+        r.latency_ms,
+        r.first_byte_ms,
+        (!r.chunks.is_empty()).then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
+        r.attempts,
+        r.base_url,
+        r.route,
+        candor_core::CANDOR_VERSION,
+    ])
+}
+
+/// Milliseconds since the epoch by this machine's clock, which every worker on one SQLite file
+/// shares.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl Store for SqliteStore {
     fn create_run(
         &mut self,
@@ -165,41 +210,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
-        self.batch(
-            "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
-                finish_reason, http_status, error, raw_body, model_reported, latency_ms,
-                first_byte_ms, chunks, attempts, base_url, route, candor_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
-            rows,
-            |insert, row| {
-                let (q, r) = (row.request, row.response);
-                insert.execute(params![
-                    row.run_id,
-                    row.target_id,
-                    q.probe_id,
-                    q.lang,
-                    q.sample,
-                    row.request_hash,
-                    row.request_json,
-                    r.outcome.as_str(),
-                    r.text,
-                    r.reasoning,
-                    r.finish_reason,
-                    r.http_status,
-                    r.error,
-                    r.raw_body,
-                    r.model_reported,
-                    r.latency_ms,
-                    r.first_byte_ms,
-                    (!r.chunks.is_empty())
-                        .then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
-                    r.attempts,
-                    r.base_url,
-                    r.route,
-                    candor_core::CANDOR_VERSION,
-                ])
-            },
-        )
+        self.batch(INSERT_RESPONSE, rows, bind_response)
     }
 
     fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
@@ -551,6 +562,128 @@ impl Store for SqliteStore {
         )
     }
 
+    fn add_work(&mut self, run_id: i64, items: &[WorkItem]) -> Result<(), StoreError> {
+        self.batch(
+            "INSERT INTO work_items (run_id, target_id, probe_id, lang, sample) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+            items,
+            |insert, w| insert.execute(params![run_id, w.target_id, w.probe_id, w.lang, w.sample]),
+        )
+    }
+
+    fn claim_work(
+        &mut self,
+        run_id: i64,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // IMMEDIATE takes the write lock first, so no other process picks between our read and
+        // our lease.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
+        let now = now_ms();
+        let claimed = {
+            let mut pick = tx
+                .prepare_cached(
+                    "UPDATE work_items SET lease_owner = ?3, lease_until = ?4
+                     WHERE seq IN (SELECT seq FROM work_items
+                                   WHERE run_id = ?1 AND (lease_until IS NULL OR lease_until < ?5)
+                                   ORDER BY seq LIMIT ?2)
+                     RETURNING target_id, probe_id, lang, sample",
+                )
+                .map_err(sqlite)?;
+            let rows = pick
+                .query_map(
+                    params![
+                        run_id,
+                        limit as i64,
+                        owner,
+                        now + lease.as_millis() as i64,
+                        now
+                    ],
+                    |r| {
+                        Ok(WorkItem {
+                            target_id: r.get(0)?,
+                            probe_id: r.get(1)?,
+                            lang: r.get(2)?,
+                            sample: r.get(3)?,
+                        })
+                    },
+                )
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(sqlite)?;
+            rows
+        };
+        tx.commit().map_err(sqlite)?;
+        let mut claimed = claimed;
+        claimed.sort();
+        Ok(claimed)
+    }
+
+    fn complete_work(&mut self, rows: &[NewResponse<'_>]) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let mut stored = 0;
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "{INSERT_RESPONSE} ON CONFLICT (run_id, target_id, probe_id, lang, sample) DO NOTHING"
+                ))
+                .map_err(sqlite)?;
+            let mut retire = tx
+                .prepare_cached(
+                    "DELETE FROM work_items WHERE run_id = ?1 AND target_id = ?2 AND probe_id = ?3 AND lang = ?4 AND sample = ?5",
+                )
+                .map_err(sqlite)?;
+            for row in rows {
+                stored += bind_response(&mut insert, row).map_err(sqlite)?;
+                let q = row.request;
+                retire
+                    .execute(params![
+                        row.run_id,
+                        row.target_id,
+                        q.probe_id,
+                        q.lang,
+                        q.sample
+                    ])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(stored)
+    }
+
+    fn work_left(&self, run_id: i64) -> Result<WorkLeft, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE lease_until IS NULL OR lease_until < ?2),
+                        count(*) FILTER (WHERE lease_until >= ?2),
+                        count(DISTINCT lease_owner) FILTER (WHERE lease_until >= ?2)
+                 FROM work_items WHERE run_id = ?1",
+                params![run_id, now_ms()],
+                |r| {
+                    Ok(WorkLeft {
+                        pending: r.get(0)?,
+                        leased: r.get(1)?,
+                        workers: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
     fn probes(&self, run_id: i64) -> Result<Vec<Probe>, StoreError> {
         let bodies: Vec<String> = self.per_run(
             "SELECT p.body FROM probes p JOIN runs ON runs.suite_hash = p.suite_hash WHERE runs.id = ?1 ORDER BY p.rowid",
@@ -612,7 +745,7 @@ mod tests {
         let (run, target, response_id);
         {
             let mut store = SqliteStore::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), 3);
+            assert_eq!(store.schema_version().unwrap(), 4);
             run = store
                 .create_run(&suite, &serde_json::json!({"concurrency": 4}))
                 .unwrap();
@@ -655,7 +788,7 @@ mod tests {
             assert_eq!(store.cached_judgement("k").unwrap(), Some(verdict));
         }
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), 4);
         assert_eq!(store.latest_run().unwrap(), run);
         let row = store.run(run).unwrap();
         assert_eq!(

@@ -93,5 +93,19 @@ pub(super) fn migrations() -> Migrations<'static> {
             created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
         );",
         ),
+        // 4: requests not yet answered, shared by workers under leases (epoch milliseconds).
+        M::up(
+            "CREATE TABLE work_items (
+            seq INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            target_id INTEGER NOT NULL REFERENCES targets(id),
+            probe_id TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            sample INTEGER NOT NULL,
+            lease_owner TEXT,
+            lease_until INTEGER,
+            UNIQUE (run_id, target_id, probe_id, lang, sample)
+        );",
+        ),
     ])
 }

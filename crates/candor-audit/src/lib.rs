@@ -10,6 +10,7 @@
 //!
 //! It holds no command line and prints nothing: front ends parse, print and choose exit codes.
 
+pub mod batch;
 mod error;
 pub mod exchanges;
 pub mod figures;

@@ -20,12 +20,12 @@ use crate::Error;
 
 /// An audit ready to run: every target built and answering, every request planned.
 pub struct Audit {
-    settings: RunSettings,
-    suite: Suite,
+    pub(crate) settings: RunSettings,
+    pub(crate) suite: Suite,
     /// The stored run to continue, if any.
-    existing: Option<i64>,
-    lanes: Vec<Lane>,
-    jobs: Vec<Job>,
+    pub(crate) existing: Option<i64>,
+    pub(crate) lanes: Vec<Lane>,
+    pub(crate) jobs: Vec<Job>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -68,6 +68,18 @@ impl Audit {
         suite: Suite,
         existing: Option<i64>,
     ) -> Result<Audit, Error> {
+        let audit = Audit::plan(settings, suite, existing)?;
+        audit.runtime.block_on(preflight(&audit.lanes))?;
+        Ok(audit)
+    }
+
+    /// As `prepare`, without asking the targets anything: for requests that another system
+    /// sends (a provider's batch API).
+    pub fn plan(
+        settings: RunSettings,
+        suite: Suite,
+        existing: Option<i64>,
+    ) -> Result<Audit, Error> {
         let lanes: Vec<Lane> = settings
             .targets
             .iter()
@@ -82,7 +94,6 @@ impl Audit {
             )));
         }
         let runtime = tokio::runtime::Runtime::new().map_err(Error::run)?;
-        runtime.block_on(preflight(&lanes))?;
         Ok(Audit {
             settings,
             suite,
@@ -270,7 +281,7 @@ impl Audit {
         Ok((store, outcome))
     }
 
-    fn target_ids(&self, store: &dyn Store, run_id: i64) -> Result<Vec<i64>, Error> {
+    pub(crate) fn target_ids(&self, store: &dyn Store, run_id: i64) -> Result<Vec<i64>, Error> {
         let ids: Vec<i64> = store
             .targets(run_id)
             .map_err(Error::run)?
@@ -289,7 +300,7 @@ impl Audit {
 
     /// Creates the run (or finds the one continued), drops what it holds already and copies
     /// what the cache has: what is left is what the targets must be asked.
-    fn begin(&self, store: &mut dyn Store, use_cache: bool) -> Result<Begun, Error> {
+    pub(crate) fn begin(&self, store: &mut dyn Store, use_cache: bool) -> Result<Begun, Error> {
         let (settings, suite, existing, lanes) =
             (&self.settings, &self.suite, self.existing, &self.lanes);
         let mut jobs = self.jobs.clone();
@@ -370,12 +381,12 @@ impl Audit {
 }
 
 /// A run begun: its id, its targets' row ids and specs, and what is left to ask.
-struct Begun {
-    run_id: i64,
-    target_ids: Vec<i64>,
-    specs: Vec<String>,
-    jobs: Vec<Job>,
-    planned: Planned,
+pub(crate) struct Begun {
+    pub(crate) run_id: i64,
+    pub(crate) target_ids: Vec<i64>,
+    pub(crate) specs: Vec<String>,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) planned: Planned,
 }
 
 /// How a worker takes its share.
@@ -414,7 +425,7 @@ pub struct WorkOutcome {
     pub failed_targets: Vec<String>,
 }
 
-fn work_item(target_id: i64, request: &candor_core::Request) -> WorkItem {
+pub(crate) fn work_item(target_id: i64, request: &candor_core::Request) -> WorkItem {
     WorkItem {
         target_id,
         probe_id: request.probe_id.clone(),
@@ -423,7 +434,7 @@ fn work_item(target_id: i64, request: &candor_core::Request) -> WorkItem {
     }
 }
 
-fn target_specs(lanes: &[Lane]) -> Vec<String> {
+pub(crate) fn target_specs(lanes: &[Lane]) -> Vec<String> {
     lanes
         .iter()
         .map(|l| l.target.provenance().spec.clone())

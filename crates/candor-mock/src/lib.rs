@@ -18,6 +18,8 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod batch;
+
 /// What the mock answers, per prompt.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +227,8 @@ struct Shared {
     log: Mutex<Vec<Value>>,
     /// Requests seen per reply (rules in order, then the default), for `fail_times`.
     picks: Vec<AtomicU64>,
+    /// The batch APIs' files and batches (see `batch`).
+    batches: batch::Batches,
 }
 
 impl Shared {
@@ -237,6 +241,7 @@ impl Shared {
             counter: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             picks,
+            batches: batch::Batches::default(),
         }
     }
 }
@@ -251,6 +256,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
+        .merge(batch::routes())
         .with_state(shared)
 }
 
@@ -273,6 +279,23 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: S
     answer(shared, headers, body, Api::Anthropic).await
 }
 
+/// The answer to a request without the key the script requires, if it requires one.
+fn refused_key(script: &Script, headers: &HeaderMap, api: Api) -> Option<Response> {
+    let key = script.require_key.as_ref()?;
+    let sent = match api {
+        Api::OpenAi => headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ")),
+        Api::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+    };
+    if sent == Some(key.as_str()) {
+        return None;
+    }
+    let error = json!({"error": {"message": "invalid api key", "type": "invalid_request_error"}});
+    Some((StatusCode::UNAUTHORIZED, Json(error)).into_response())
+}
+
 async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: String, api: Api) -> Response {
     let n = shared.counter.fetch_add(1, Ordering::Relaxed);
     let request: Value = match serde_json::from_str(&body) {
@@ -281,19 +304,8 @@ async fn answer(shared: Arc<Shared>, headers: HeaderMap, body: String, api: Api)
     };
     shared.log.lock().unwrap().push(request.clone());
     let script = &shared.script;
-    if let Some(key) = &script.require_key {
-        let sent = match api {
-            Api::OpenAi => headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ")),
-            Api::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()),
-        };
-        if sent != Some(key.as_str()) {
-            let error =
-                json!({"error": {"message": "invalid api key", "type": "invalid_request_error"}});
-            return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
-        }
+    if let Some(refusal) = refused_key(script, &headers, api) {
+        return refusal;
     }
     let prompt = request["messages"]
         .as_array()

@@ -501,6 +501,9 @@ impl Store for Faulty {
     fn finish_run(&mut self, run: i64, status: &str) -> Result<(), candor_store::StoreError> {
         self.inner.finish_run(run, status)
     }
+    fn set_status(&mut self, run: i64, status: &str) -> Result<(), candor_store::StoreError> {
+        self.inner.set_status(run, status)
+    }
     fn insert_responses(
         &mut self,
         rows: &[candor_store::NewResponse<'_>],

@@ -73,6 +73,9 @@ pub trait Store: Send {
     /// Marks a run `done` or `failed`, with the time.
     fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError>;
 
+    /// Sets a run's status while it is under way (`pending`: waiting for a batch's results).
+    fn set_status(&mut self, run_id: i64, status: &str) -> Result<(), StoreError>;
+
     /// A run as stored; an error naming the run where there is none.
     fn run(&self, run_id: i64) -> Result<RunRow, StoreError>;
 

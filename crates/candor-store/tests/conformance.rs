@@ -172,6 +172,13 @@ fn a_run_round_trips() {
             ],
         )
         .unwrap();
+        store.set_status(run, "pending").unwrap();
+        let pending = store.run(run).unwrap();
+        assert_eq!(
+            (pending.status.as_str(), pending.finished_at),
+            ("pending", None),
+            "{backend}"
+        );
         store.finish_run(run, "done").unwrap();
 
         assert_eq!(store.latest_run().unwrap(), run, "{backend}");

@@ -6,6 +6,7 @@
 //! concurrency belong to the runner; a target sends once.
 
 mod anthropic;
+pub mod batch_api;
 mod http;
 mod openai;
 mod replay;
@@ -57,6 +58,13 @@ pub trait Target: Send + Sync {
     }
 
     async fn send(&self, request: &Request) -> Response;
+
+    /// The body this target sends for `request`, whole rather than streamed: what a provider's
+    /// batch API takes for one request. `None` for a target that is not an HTTP API.
+    fn batch_body(&self, request: &Request) -> Option<serde_json::Value> {
+        let _ = request;
+        None
+    }
 
     /// Whether a failed request may succeed when sent again (not for recorded answers).
     fn retries(&self) -> bool {
@@ -110,6 +118,8 @@ pub enum TargetError {
     },
     #[error("target '{spec}': {message}")]
     Invalid { spec: String, message: String },
+    #[error("batch API at {url}: {message}")]
+    BatchApi { url: String, message: String },
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
 }

@@ -69,6 +69,12 @@ impl Target for OpenAiTarget {
         &self.endpoint.provenance
     }
 
+    fn batch_body(&self, request: &Request) -> Option<Value> {
+        let mut body = serde_json::to_value(self.body(request)).ok()?;
+        body.as_object_mut()?.remove("stream");
+        Some(body)
+    }
+
     async fn preflight(&self) -> Result<(), TargetError> {
         self.endpoint.preflight().await
     }

@@ -88,7 +88,7 @@ pub struct AuditArgs {
     idle_timeout: Option<f64>,
     /// Ask again even what the store already has an answer to.
     #[arg(long)]
-    no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Continue a stored run: ask only what it is missing, with its own settings.
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["suite", "targets", "targets_file", "lang", "samples"])]
     resume: Option<i64>,
@@ -104,13 +104,17 @@ pub struct AuditArgs {
     no_report: bool,
     /// No progress output.
     #[arg(long, short)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     #[command(flatten)]
     judge: crate::judge_cmd::JudgeChoice,
 }
 
-pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
-    let (settings, suite, existing) = match args.resume {
+/// The run the arguments ask for: its settings and suite, and the stored run it continues.
+pub fn planned_run(
+    store_path: &Path,
+    args: &AuditArgs,
+) -> Result<(RunSettings, candor_core::Suite, Option<i64>), Failure> {
+    Ok(match args.resume {
         Some(run_id) => {
             let store = crate::report::open_store(store_path)?;
             let (settings, suite) = plan::resume_settings(store.as_ref(), run_id)?;
@@ -120,7 +124,7 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
             let targets = plan::declared_targets(
                 &args.targets,
                 args.targets_file.as_deref(),
-                &shared_settings(&args)?,
+                &shared_settings(args)?,
             )?;
             let suite_name = args.suite.clone().or_else(|| {
                 let default = targets.len() == 1 && targets[0].spec == DEFAULT_TARGET;
@@ -139,7 +143,11 @@ pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
             };
             (settings, suite, None)
         }
-    };
+    })
+}
+
+pub fn run(store_path: &Path, args: AuditArgs) -> Result<(), Failure> {
+    let (settings, suite, existing) = planned_run(store_path, &args)?;
     // Everything that can be known wrong is checked before any request is sent.
     let report = (!args.no_report).then_some(args.report.as_path());
     for output in report.into_iter().chain(args.json.as_deref()) {

@@ -4,6 +4,7 @@
 //! `candor-audit` library.
 
 mod audit;
+mod batch_cmd;
 mod compare;
 mod export_cmd;
 mod gate;
@@ -67,6 +68,8 @@ enum Command {
     Export(export_cmd::ExportArgs),
     /// Guard a model's endpoint: pass every request through, judge every answer, record it.
     Proxy(Box<proxy_cmd::ProxyArgs>),
+    /// A run through a provider's batch API: write the request files, import the results.
+    Batch(batch_cmd::BatchArgs),
     /// Take a queued run's requests from a shared store, a lease at a time, with other workers.
     Worker(worker_cmd::WorkerArgs),
     /// A run's progress: responses stored, requests waiting and leased, workers.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Narratives(args) => narratives_cmd::run(args),
         Command::Export(args) => export_cmd::run(&cli.store, args),
         Command::Proxy(args) => proxy_cmd::run(&cli.store, *args),
+        Command::Batch(args) => batch_cmd::run(&cli.store, args),
         Command::Worker(args) => worker_cmd::worker(&cli.store, args),
         Command::Status(args) => worker_cmd::status(&cli.store, args),
     };

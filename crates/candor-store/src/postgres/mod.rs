@@ -401,6 +401,16 @@ impl Store for PostgresStore {
         })
     }
 
+    fn set_status(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET status = $2 WHERE id = $1",
+                &[&run_id, &status],
+            )
+            .map(|_| ())
+        })
+    }
+
     fn run(&self, run_id: i64) -> Result<RunRow, StoreError> {
         let row = self.with(|c| {
             c.query_opt(

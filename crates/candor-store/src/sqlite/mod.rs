@@ -223,6 +223,16 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn set_status(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = ?2 WHERE id = ?1",
+                params![run_id, status],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     fn run(&self, run_id: i64) -> Result<RunRow, StoreError> {
         self.conn
             .query_row(

@@ -1,9 +1,10 @@
 //! `candor export`: stored runs as data, one row per response.
 
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use candor_store::export::export_jsonl;
+use candor_store::export::{export_jsonl, ExportError, ParquetExport};
+use candor_store::Store;
 use clap::{Args, ValueEnum};
 
 use crate::Failure;
@@ -12,6 +13,8 @@ use crate::Failure;
 enum Format {
     /// One JSON object a line (schema in the README).
     Jsonl,
+    /// Apache Parquet (Snappy): the same fields, the nested ones as structs.
+    Parquet,
 }
 
 #[derive(Args)]
@@ -27,6 +30,32 @@ pub struct ExportArgs {
     /// Whose verdicts (a judge id); default: the judge that judged each run last.
     #[arg(long, value_name = "JUDGE")]
     judge: Option<String>,
+}
+
+fn write(
+    store: &dyn Store,
+    runs: &[i64],
+    format: Format,
+    judge: Option<&str>,
+    mut out: BufWriter<std::fs::File>,
+) -> Result<usize, ExportError> {
+    let mut rows = 0;
+    match format {
+        Format::Jsonl => {
+            for &run in runs {
+                rows += export_jsonl(store, run, judge, &mut out)?;
+            }
+            out.flush()?;
+        }
+        Format::Parquet => {
+            let mut parquet = ParquetExport::new(out)?;
+            for &run in runs {
+                rows += parquet.add_run(store, run, judge)?;
+            }
+            parquet.finish()?.flush()?;
+        }
+    }
+    Ok(rows)
 }
 
 pub fn run(store_path: &Path, args: ExportArgs) -> Result<(), Failure> {
@@ -45,18 +74,12 @@ pub fn run(store_path: &Path, args: ExportArgs) -> Result<(), Failure> {
         Failure::run(format!("cannot write {}: {e}", args.out.display()))
     };
     let file = std::fs::File::create(&partial).map_err(|e| cannot(&e))?;
-    let mut out = BufWriter::new(file);
-    let mut rows = 0;
-    for &run in &runs {
-        rows += match args.format {
-            Format::Jsonl => export_jsonl(store.as_ref(), run, args.judge.as_deref(), &mut out),
-        }
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            Failure::run(e.to_string())
-        })?;
-    }
-    drop(out);
+    let out = BufWriter::new(file);
+    let written = write(store.as_ref(), &runs, args.format, args.judge.as_deref(), out);
+    let rows = written.map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        Failure::run(e.to_string())
+    })?;
     std::fs::rename(&partial, &args.out).map_err(|e| cannot(&e))?;
     let runs: Vec<String> = runs.iter().map(i64::to_string).collect();
     eprintln!(

@@ -553,6 +553,7 @@ fn export_writes_every_response_with_its_probe_and_verdict() {
         }
         assert_eq!(r["run"]["suite"], "fixture");
     }
+    parquet_reads_back_as_the_json_lines(dir.path(), &rows);
     // A run that is not there is named, and no file is left behind.
     candor(dir.path())
         .args(["export", "7", "--out", "none.jsonl"])
@@ -560,4 +561,45 @@ fn export_writes_every_response_with_its_probe_and_verdict() {
         .failure()
         .stderr(predicate::str::contains("no run 7"));
     assert!(!dir.path().join("none.jsonl").exists());
+}
+
+/// The Parquet export, read by pyarrow as a user of pandas or Hugging Face `datasets` would, holds
+/// exactly the rows of the JSON lines: same fields, nested ones as structs, model text intact.
+fn parquet_reads_back_as_the_json_lines(dir: &std::path::Path, rows: &[Value]) {
+    candor(dir)
+        .args(["export", "--format", "parquet", "--out", "runs.parquet"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("exported 72 responses of run 1"));
+    let has_pyarrow = std::process::Command::new("python3")
+        .args(["-c", "import pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pyarrow {
+        assert!(
+            std::env::var("CANDOR_REQUIRE_PYARROW").as_deref() != Ok("1"),
+            "CANDOR_REQUIRE_PYARROW=1 but python3 cannot import pyarrow"
+        );
+        eprintln!("note: pyarrow is not installed; the Parquet file is not read back");
+        return;
+    }
+    let script = "import json, sys, pyarrow.parquet as pq\n\
+        t = pq.read_table(sys.argv[1])\n\
+        print(json.dumps({'rows': t.num_rows, 'groups': pq.ParquetFile(sys.argv[1]).metadata.num_row_groups}))\n\
+        for r in t.to_pylist(): print(json.dumps(r, ensure_ascii=False))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, "runs.parquet"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let head: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(head["rows"], 72);
+    let read: Vec<Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(read.len(), rows.len());
+    for (parquet, json) in read.iter().zip(rows) {
+        assert_eq!(parquet, json);
+    }
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::judging::judge_run;
-use crate::plan::{plan, resume_settings};
+use crate::plan::{request, resume_settings, slots, Slot};
 use crate::run::{target_specs, work_item, Audit, Planned};
 use crate::Error;
 
@@ -159,7 +159,7 @@ impl Audit {
     /// as batch request files in `dir`, split at the provider's limits (or at `max_requests`
     /// below them), with a manifest.
     pub fn export_batch(
-        self,
+        mut self,
         store: &mut dyn Store,
         format: BatchFormat,
         max_requests: Option<usize>,
@@ -181,12 +181,14 @@ impl Audit {
             .map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
         let begun = self.begin(store, use_cache)?;
         let run_id = begun.run_id;
-        let items: Vec<WorkItem> = begun
-            .jobs
-            .iter()
-            .map(|j| work_item(begun.target_ids[j.target], &j.request))
-            .collect();
-        store.add_work(run_id, &items).map_err(Error::run)?;
+        // A chunk at a time: a million requests' work items at once would double the memory.
+        for chunk in begun.jobs.chunks(10_000) {
+            let items: Vec<WorkItem> = chunk
+                .iter()
+                .map(|j| work_item(begun.target_ids[j.target], &j.request))
+                .collect();
+            store.add_work(run_id, &items).map_err(Error::run)?;
+        }
         store.set_status(run_id, "pending").map_err(Error::run)?;
 
         let (limit, max_bytes) = format.limits();
@@ -197,7 +199,8 @@ impl Audit {
         let mut files: Vec<BatchFile> = Vec::new();
         let mut writer: Option<BufWriter<std::fs::File>> = None;
         for i in order {
-            let (job, item) = (&begun.jobs[i], &items[i]);
+            let job = &begun.jobs[i];
+            let item = &work_item(begun.target_ids[job.target], &job.request);
             let target = &self.lanes[job.target].target;
             let body = target.batch_body(&job.request).ok_or_else(|| {
                 Error::usage(format!(
@@ -294,45 +297,59 @@ pub struct BatchImport {
     pub judged: usize,
 }
 
-/// One planned request, found by its custom id.
-struct PlannedRequest {
-    target: usize,
-    request: Request,
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 /// Lines stored in one transaction.
-const IMPORT_BATCH: usize = 1_000;
+const IMPORT_BATCH: usize = 5_000;
 
 /// Reads batch result files (either provider's format, told apart line by line), stores each
-/// result as the response to its request, and judges the run; the run is done once every
-/// request has its response. Errors and moderation become outcomes as a live exchange's would.
+/// result as the response to its request, and judges the run (unless `judge` is `None`); the
+/// run is done once every request has its response. Errors and moderation become outcomes as a live exchange's would.
 pub fn import_batch(
     store: &mut dyn Store,
     run_id: i64,
     files: &[PathBuf],
-    judge: &dyn Judge,
+    judge: Option<&dyn Judge>,
 ) -> Result<BatchImport, Error> {
     let (settings, suite) = resume_settings(store, run_id)?;
-    let audit = Audit::plan(settings, suite, Some(run_id))?;
-    let target_ids = audit.target_ids(store, run_id)?;
-    let specs = target_specs(&audit.lanes);
-    let providers: Vec<String> = audit
-        .lanes
+    let lanes: Vec<candor_runner::Lane> = settings
+        .targets
+        .iter()
+        .map(|t| t.lane(settings.concurrency))
+        .collect::<Result<_, _>>()?;
+    let target_ids: Vec<i64> = store
+        .targets(run_id)
+        .map_err(Error::run)?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    if target_ids.len() != lanes.len() {
+        return Err(Error::usage(format!(
+            "run {run_id} has {} targets stored, its settings name {}",
+            target_ids.len(),
+            lanes.len()
+        )));
+    }
+    let specs = target_specs(&lanes);
+    let providers: Vec<String> = lanes
         .iter()
         .map(|l| l.target.provenance().provider.clone())
         .collect();
-    let mut by_id: HashMap<String, PlannedRequest> = plan(&audit.suite, &audit.settings)
-        .into_iter()
-        .map(|j| {
-            let item = work_item(target_ids[j.target], &j.request);
-            (
-                custom_id(run_id, &item),
-                PlannedRequest {
-                    target: j.target,
-                    request: j.request,
-                },
-            )
-        })
+    // Requests are found by their custom id's hash and built again when their result comes:
+    // a million requests' slots take 16 MB where their requests would take hundreds.
+    let slot_item = |slot: Slot| WorkItem {
+        target_id: target_ids[slot.target as usize],
+        probe_id: suite.probes[slot.probe as usize].id.clone(),
+        lang: settings.languages[slot.lang as usize].clone(),
+        sample: slot.sample,
+    };
+    let by_id: HashMap<u64, Slot> = slots(&suite, &settings)
+        .map(|slot| (id_hash(&custom_id(run_id, &slot_item(slot))), slot))
         .collect();
     let mut outcome = BatchImport::default();
     let mut pending: Vec<(usize, Request, Response)> = Vec::new();
@@ -382,16 +399,20 @@ pub fn import_batch(
                 outcome.bad.push(format!("{at}: no custom_id"));
                 continue;
             };
-            let Some(planned) = by_id.get(id) else {
+            let slot = by_id
+                .get(&id_hash(id))
+                .copied()
+                .filter(|slot| custom_id(run_id, &slot_item(*slot)) == id);
+            let Some(slot) = slot else {
                 outcome.bad.push(format!(
                     "{at}: custom_id {id} is no request of run {run_id}"
                 ));
                 continue;
             };
-            match read_result(&result, &providers[planned.target]) {
+            let target = slot.target as usize;
+            match read_result(&result, &providers[target]) {
                 Ok(Some(response)) => {
-                    let planned = by_id.remove(id).expect("found above");
-                    pending.push((planned.target, planned.request, response));
+                    pending.push((target, request(&suite, &settings, slot), response));
                 }
                 Ok(None) => outcome.unanswered += 1,
                 Err(why) => outcome.bad.push(format!("{at}: {why}")),
@@ -404,8 +425,8 @@ pub fn import_batch(
     flush(&mut pending, &mut outcome)?;
     let left = store.work_left(run_id).map_err(Error::run)?;
     outcome.left = left.pending + left.leased;
-    if outcome.stored > 0 || outcome.left == 0 {
-        outcome.judged = judge_run(store, run_id, judge, &audit.suite)?;
+    if let Some(judge) = judge.filter(|_| outcome.stored > 0 || outcome.left == 0) {
+        outcome.judged = judge_run(store, run_id, judge, &suite)?;
     }
     let status = if outcome.left == 0 { "done" } else { "pending" };
     if status == "done" {
@@ -486,7 +507,7 @@ pub fn fetch_batches(
     key_env: Option<&str>,
     wait: Duration,
     poll: Duration,
-    judge: &dyn Judge,
+    judge: Option<&dyn Judge>,
 ) -> Result<BatchFetch, Error> {
     let manifest = Manifest::read(dir)?;
     let targets = store.targets(manifest.run).map_err(Error::run)?;

@@ -110,36 +110,65 @@ pub fn choose_languages(suite: &Suite, asked: &[String]) -> Result<Vec<String>, 
     Ok(langs)
 }
 
-/// Every (target, probe, language, sample) the audit asks, target by target. With several
-/// samples each gets its own seed (the target's seed plus the sample number).
-pub fn plan(suite: &Suite, settings: &RunSettings) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for (target, config) in settings.targets.iter().enumerate() {
-        let base = config.params();
-        for probe in &suite.probes {
-            for lang in &settings.languages {
-                let Some(prompt) = probe.texts.get(lang) else {
-                    continue;
-                };
-                for sample in 0..settings.samples {
-                    let mut params = base.clone();
-                    if settings.samples > 1 {
-                        params.seed = Some(base.seed.unwrap_or(0) + u64::from(sample));
-                    }
-                    jobs.push(Job {
-                        target,
-                        request: Request {
-                            probe_id: probe.id.clone(),
-                            lang: lang.clone(),
-                            sample,
-                            system: config.system.clone(),
-                            prompt: prompt.clone(),
-                            params,
-                        },
-                    });
-                }
-            }
-        }
+/// One planned request by its place: the target's index in the settings, the probe's in the
+/// suite, the language's in the settings, and the sample. A million of them fit in 16 MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub target: u32,
+    pub probe: u32,
+    pub lang: u16,
+    pub sample: u32,
+}
+
+/// Every (target, probe, language, sample) the audit asks, target by target, as slots.
+pub fn slots<'a>(suite: &'a Suite, settings: &'a RunSettings) -> impl Iterator<Item = Slot> + 'a {
+    (0..settings.targets.len()).flat_map(move |target| {
+        suite.probes.iter().enumerate().flat_map(move |(probe, p)| {
+            settings
+                .languages
+                .iter()
+                .enumerate()
+                .filter(move |(_, lang)| p.texts.contains_key(*lang))
+                .flat_map(move |(lang, _)| {
+                    (0..settings.samples).map(move |sample| Slot {
+                        target: target as u32,
+                        probe: probe as u32,
+                        lang: lang as u16,
+                        sample,
+                    })
+                })
+        })
+    })
+}
+
+/// The request at `slot`. With several samples each gets its own seed (the target's seed plus
+/// the sample number).
+pub fn request(suite: &Suite, settings: &RunSettings, slot: Slot) -> Request {
+    let config = &settings.targets[slot.target as usize];
+    let probe = &suite.probes[slot.probe as usize];
+    let lang = &settings.languages[slot.lang as usize];
+    let base = config.params();
+    let mut params = base.clone();
+    if settings.samples > 1 {
+        params.seed = Some(base.seed.unwrap_or(0) + u64::from(slot.sample));
     }
+    Request {
+        probe_id: probe.id.clone(),
+        lang: lang.clone(),
+        sample: slot.sample,
+        system: config.system.clone(),
+        prompt: probe.texts.get(lang).cloned().unwrap_or_default(),
+        params,
+    }
+}
+
+/// Every request the audit asks, target by target (see [`slots`]).
+pub fn plan(suite: &Suite, settings: &RunSettings) -> Vec<Job> {
+    // Sized once: growing by doubling would hold up to twice a large plan at its peak.
+    let mut jobs = Vec::with_capacity(slots(suite, settings).count());
+    jobs.extend(slots(suite, settings).map(|slot| Job {
+        target: slot.target as usize,
+        request: request(suite, settings, slot),
+    }));
     jobs
 }

@@ -115,7 +115,7 @@ impl Audit {
     /// judges the run with `judge`. `progress` is told the plan and returns what follows the
     /// answers as they come. The store comes back with the outcome.
     pub fn run(
-        self,
+        mut self,
         mut store: Box<dyn Store>,
         judge: &dyn Judge,
         use_cache: bool,
@@ -180,7 +180,7 @@ impl Audit {
 
     /// Records the run and what it has left to ask as shared work, and asks nothing: workers
     /// (`work`) on any machine take it from the store.
-    pub fn enqueue(self, store: &mut dyn Store, use_cache: bool) -> Result<Planned, Error> {
+    pub fn enqueue(mut self, store: &mut dyn Store, use_cache: bool) -> Result<Planned, Error> {
         let begun = self.begin(store, use_cache)?;
         let items: Vec<WorkItem> = begun
             .jobs
@@ -300,10 +300,11 @@ impl Audit {
 
     /// Creates the run (or finds the one continued), drops what it holds already and copies
     /// what the cache has: what is left is what the targets must be asked.
-    pub(crate) fn begin(&self, store: &mut dyn Store, use_cache: bool) -> Result<Begun, Error> {
+    /// Takes the audit's planned requests.
+    pub(crate) fn begin(&mut self, store: &mut dyn Store, use_cache: bool) -> Result<Begun, Error> {
+        let mut jobs = std::mem::take(&mut self.jobs);
         let (settings, suite, existing, lanes) =
             (&self.settings, &self.suite, self.existing, &self.lanes);
-        let mut jobs = self.jobs.clone();
         let specs = target_specs(lanes);
         let (run_id, target_ids) = match existing {
             Some(run_id) => (run_id, self.target_ids(store, run_id)?),
@@ -342,14 +343,28 @@ impl Audit {
         }
         let mut from_cache = 0;
         if use_cache {
+            // Filtered in place: a second list as long as the plan would double the memory.
             let mut copies = Vec::new();
-            let mut keep = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                let (json, hash) = job.request.keyed(&specs[job.target]);
-                match store.cached(&hash).map_err(Error::run)? {
-                    Some(from) => copies.push((target_ids[job.target], json, from)),
-                    None => keep.push(job),
+            let mut failed = None;
+            jobs.retain(|job| {
+                if failed.is_some() {
+                    return true;
                 }
+                let (json, hash) = job.request.keyed(&specs[job.target]);
+                match store.cached(&hash) {
+                    Ok(Some(from)) => {
+                        copies.push((target_ids[job.target], json, from));
+                        false
+                    }
+                    Ok(None) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        true
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(Error::run(e));
             }
             let rows: Vec<(i64, &str, i64)> = copies
                 .iter()
@@ -357,7 +372,6 @@ impl Audit {
                 .collect();
             store.copy_cached(run_id, &rows).map_err(Error::run)?;
             from_cache = copies.len();
-            jobs = keep;
         }
         let planned = Planned {
             run_id,

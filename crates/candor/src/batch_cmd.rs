@@ -84,6 +84,9 @@ struct ImportArgs {
     /// Result files (JSONL), as the provider returns them.
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Store only: judge later, once, with `candor rejudge RUN` (for many result files).
+    #[arg(long)]
+    no_judge: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -136,7 +139,7 @@ fn fetch(store_path: &Path, args: FetchArgs) -> Result<(), Failure> {
         args.api_key_env.as_deref(),
         wait,
         poll,
-        judge.as_ref(),
+        Some(judge.as_ref()),
     )?;
     let i = &fetched.import;
     for bad in &i.bad {
@@ -210,8 +213,11 @@ fn import(store_path: &Path, args: ImportArgs) -> Result<(), Failure> {
     let mut store = crate::report::open_store(store_path)?;
     let run = store.run(args.run).map_err(Failure::usage)?;
     let suite = candor_audit::plan::resume_settings(store.as_ref(), run.id)?.1;
-    let judge = args.judge.build(&suite, Some(store_path))?;
-    let outcome = import_batch(store.as_mut(), args.run, &args.files, judge.as_ref())?;
+    let judge = match args.no_judge {
+        true => None,
+        false => Some(args.judge.build(&suite, Some(store_path))?),
+    };
+    let outcome = import_batch(store.as_mut(), args.run, &args.files, judge.as_deref())?;
     for bad in &outcome.bad {
         eprintln!("candor batch: {bad}");
     }
@@ -226,7 +232,7 @@ fn import(store_path: &Path, args: ImportArgs) -> Result<(), Failure> {
             outcome.bad.len(),
             outcome.left,
             outcome.judged,
-            judge.id()
+            judge.as_ref().map_or("no judge", |j| j.id())
         );
     }
     if outcome.bad.is_empty() {

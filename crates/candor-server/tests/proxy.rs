@@ -551,7 +551,15 @@ impl Store for Faulty {
     ) -> Result<usize, candor_store::StoreError> {
         self.inner.complete_work(rows)
     }
+    fn add_label(
+        &mut self,
+        label: &candor_store::NewLabel<'_>,
+    ) -> Result<i64, candor_store::StoreError> {
+        self.inner.add_label(label)
+    }
     pass! {
+        run_of_response(&self, id: i64) -> Result<Option<i64>, candor_store::StoreError>;
+        labels(&self, run: Option<i64>) -> Result<Vec<candor_store::LabelRow>, candor_store::StoreError>;
         work_left(&self, id: i64) -> Result<candor_store::WorkLeft, candor_store::StoreError>;
         run(&self, id: i64) -> Result<candor_store::RunRow, candor_store::StoreError>;
         latest_run(&self) -> Result<i64, candor_store::StoreError>;

@@ -172,6 +172,29 @@ pub trait Store: Send {
 
     /// What is left of a run's shared work.
     fn work_left(&self, run_id: i64) -> Result<WorkLeft, StoreError>;
+
+    // People's labels, which the judge is measured against.
+
+    /// The run a response belongs to, if there is such a response.
+    fn run_of_response(&self, id: i64) -> Result<Option<i64>, StoreError>;
+
+    /// One response by its id, with its run's id.
+    fn response_by_id(&self, id: i64) -> Result<Option<(i64, StoredResponse)>, StoreError> {
+        let Some(run) = self.run_of_response(id)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .responses_after(run, id - 1, 1)?
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| (run, r)))
+    }
+
+    /// Keeps a label; a labeller may label an answer again (the newest counts).
+    fn add_label(&mut self, label: &NewLabel<'_>) -> Result<i64, StoreError>;
+
+    /// The labels of one run's answers, or of every run's, oldest first.
+    fn labels(&self, run_id: Option<i64>) -> Result<Vec<LabelRow>, StoreError>;
 }
 
 /// How to name the store at `location` in messages: a URL without its password.

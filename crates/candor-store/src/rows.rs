@@ -114,3 +114,61 @@ pub struct WorkLeft {
     /// Workers holding a lease now.
     pub workers: i64,
 }
+
+/// A person's label of one answer.
+pub struct NewLabel<'a> {
+    pub response_id: i64,
+    pub labeller: &'a str,
+    pub compliance: Option<Compliance>,
+    pub stance: Option<Stance>,
+    pub note: &'a str,
+}
+
+/// A label as stored, with the answer it labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelRow {
+    pub id: i64,
+    pub response_id: i64,
+    pub run_id: i64,
+    pub labeller: String,
+    pub compliance: Option<Compliance>,
+    pub stance: Option<Stance>,
+    pub note: String,
+    pub created_at: String,
+    pub probe_id: String,
+    pub lang: String,
+    pub prompt: String,
+    pub text: String,
+}
+
+/// A label row from its columns, whichever database read them: ids (label, response, run),
+/// texts (labeller, note, created at, probe, language, answer), the label itself, and the
+/// request's JSON, which holds the prompt. A bad value comes back as (column, value).
+pub(crate) fn label_row(
+    [id, response_id, run_id]: [i64; 3],
+    [labeller, note, created_at, probe_id, lang, text]: [String; 6],
+    (compliance, stance): (Option<String>, Option<String>),
+    request: &str,
+) -> Result<LabelRow, (&'static str, String)> {
+    let prompt = serde_json::from_str::<Request>(request)
+        .map_err(|_| ("responses.request", request.to_string()))?
+        .prompt;
+    Ok(LabelRow {
+        id,
+        response_id,
+        run_id,
+        labeller,
+        compliance: compliance
+            .map(|c| c.parse().map_err(|_| ("labels.compliance", c.clone())))
+            .transpose()?,
+        stance: stance
+            .map(|s| s.parse().map_err(|_| ("labels.stance", s.clone())))
+            .transpose()?,
+        note,
+        created_at,
+        probe_id,
+        lang,
+        prompt,
+        text,
+    })
+}

@@ -5,6 +5,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use candor_core::{Request, Response};
+
+use crate::{NewResponse, Store, StoreError};
+
 /// A database of its own for one test, dropped (with its connections) when done.
 pub struct TestDatabase {
     pub admin: String,
@@ -62,4 +66,28 @@ impl Drop for TestDatabase {
             ));
         }
     }
+}
+
+/// Stores (request, response) pairs of one target of a run in one batch, keyed for `spec`.
+pub fn insert_exchanges(
+    store: &mut dyn Store,
+    run_id: i64,
+    target_id: i64,
+    spec: &str,
+    items: &[(Request, Response)],
+) -> Result<(), StoreError> {
+    let keys: Vec<(String, String)> = items.iter().map(|(q, _)| q.keyed(spec)).collect();
+    let rows: Vec<NewResponse<'_>> = items
+        .iter()
+        .zip(&keys)
+        .map(|((q, r), (json, hash))| NewResponse {
+            run_id,
+            target_id,
+            request: q,
+            request_json: json,
+            request_hash: hash,
+            response: r,
+        })
+        .collect();
+    store.insert_responses(&rows)
 }

@@ -454,10 +454,10 @@ fn postgres_schema_version_and_concurrent_first_opens() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(opened, [4, 4, 4, 4]);
+    assert_eq!(opened, [5, 5, 5, 5]);
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    assert_eq!(sqlite.schema_version().unwrap(), 4);
+    assert_eq!(sqlite.schema_version().unwrap(), 5);
 }
 
 #[test]
@@ -502,7 +502,7 @@ fn postgres_failures_are_named() {
         .unwrap();
     let newer = open_err(&db.url);
     assert!(
-        newer.contains("schema version 99, newer than this candor knows (4)"),
+        newer.contains("schema version 99, newer than this candor knows (5)"),
         "{newer}"
     );
 }
@@ -739,5 +739,60 @@ fn workers_claiming_at_once_never_share_a_request() {
             (400, 400),
             "{backend}: every request once"
         );
+    });
+}
+
+#[test]
+fn labels_are_kept_with_the_answer_they_label() {
+    on_both(|backend, mut store| {
+        let (run, target) = new_run(store.as_mut());
+        let answer = Response {
+            outcome: Outcome::Ok,
+            text: "<b>answer</b> 答".into(),
+            ..Response::default()
+        };
+        store_batch(store.as_mut(), run, target, &[(request("p1", 0), answer)]).unwrap();
+        let id = store.responses(run).unwrap()[0].id;
+        let (found_run, found) = store.response_by_id(id).unwrap().expect("the response");
+        assert_eq!(
+            (found_run, found.id, found.prompt.as_str()),
+            (run, id, "What happened (p1)?"),
+            "{backend}"
+        );
+        assert!(
+            store.response_by_id(id + 100).unwrap().is_none(),
+            "{backend}"
+        );
+        assert!(store.labels(None).unwrap().is_empty(), "{backend}");
+        for (who, c) in [("ana", Compliance::Evasive), ("bo", Compliance::Candid)] {
+            store
+                .add_label(&candor_store::NewLabel {
+                    response_id: id,
+                    labeller: who,
+                    compliance: Some(c),
+                    stance: Some(Stance::StateNarrative),
+                    note: "names no one \"quoted\"",
+                })
+                .unwrap();
+        }
+        let labels = store.labels(Some(run)).unwrap();
+        assert_eq!(labels.len(), 2, "{backend}");
+        let first = &labels[0];
+        assert_eq!(
+            (first.labeller.as_str(), first.compliance, first.stance),
+            (
+                "ana",
+                Some(Compliance::Evasive),
+                Some(Stance::StateNarrative)
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            (first.text.as_str(), first.prompt.as_str(), first.run_id),
+            ("<b>answer</b> 答", "What happened (p1)?", run),
+            "{backend}"
+        );
+        assert_eq!(store.labels(Some(run + 1)).unwrap().len(), 0, "{backend}");
+        assert_eq!(store.labels(None).unwrap().len(), 2, "{backend}");
     });
 }

@@ -75,7 +75,13 @@ pub fn run(store_path: &Path, args: ExportArgs) -> Result<(), Failure> {
     };
     let file = std::fs::File::create(&partial).map_err(|e| cannot(&e))?;
     let out = BufWriter::new(file);
-    let written = write(store.as_ref(), &runs, args.format, args.judge.as_deref(), out);
+    let written = write(
+        store.as_ref(),
+        &runs,
+        args.format,
+        args.judge.as_deref(),
+        out,
+    );
     let rows = written.map_err(|e| {
         let _ = std::fs::remove_file(&partial);
         Failure::run(e.to_string())

@@ -14,6 +14,7 @@ mod narratives_cmd;
 mod progress;
 mod proxy_cmd;
 mod report;
+mod serve_cmd;
 mod suite_cmd;
 mod summary;
 mod worker_cmd;
@@ -70,6 +71,10 @@ enum Command {
     Proxy(Box<proxy_cmd::ProxyArgs>),
     /// A run through a provider's batch API: write the request files, import the results.
     Batch(batch_cmd::BatchArgs),
+    /// The store in a browser: runs, figures, answers, search, and blind labelling.
+    Serve(serve_cmd::ServeArgs),
+    /// People's labels: export them as gold for `candor judge eval` and `candor judge train`.
+    Labels(serve_cmd::LabelsArgs),
     /// Take a queued run's requests from a shared store, a lease at a time, with other workers.
     Worker(worker_cmd::WorkerArgs),
     /// A run's progress: responses stored, requests waiting and leased, workers.
@@ -115,6 +120,8 @@ fn main() -> ExitCode {
         Command::Export(args) => export_cmd::run(&cli.store, args),
         Command::Proxy(args) => proxy_cmd::run(&cli.store, *args),
         Command::Batch(args) => batch_cmd::run(&cli.store, args),
+        Command::Serve(args) => serve_cmd::serve_dashboard(&cli.store, args),
+        Command::Labels(args) => serve_cmd::labels(&cli.store, args),
         Command::Worker(args) => worker_cmd::worker(&cli.store, args),
         Command::Status(args) => worker_cmd::status(&cli.store, args),
     };

@@ -343,6 +343,53 @@ fn an_anthropic_batch_round_trips_and_formats_must_match_their_targets() {
     assert_eq!(stored.len(), PROMPTS);
     assert_eq!(stored.iter().filter(|(_, o)| o == "error").count(), 1);
     assert_eq!(run_status(&db), "done");
+
+    // People's labels of these answers become gold that the judge is scored against.
+    {
+        let mut store = candor_store::open(&db).unwrap();
+        let answers = store.answers(run).unwrap();
+        for (i, a) in answers
+            .iter()
+            .filter(|a| a.outcome == "ok")
+            .take(4)
+            .enumerate()
+        {
+            store
+                .add_label(&candor_store::NewLabel {
+                    response_id: a.id,
+                    labeller: if i % 2 == 0 { "ana" } else { "bo" },
+                    compliance: Some(candor_core::Compliance::Refused),
+                    stance: None,
+                    note: "declines",
+                })
+                .unwrap();
+        }
+    }
+    ok(&candor(
+        d,
+        &[
+            "labels",
+            "export",
+            "--out",
+            "gold.jsonl",
+            "--labeller",
+            "ana",
+        ],
+    ));
+    let gold = lines(&d.join("gold.jsonl"));
+    assert_eq!(gold.len(), 2);
+    assert_eq!(
+        (gold[0]["label"].as_str(), gold[0]["labeller"].as_str()),
+        (Some("refused"), Some("ana"))
+    );
+    assert_eq!(gold[0]["response"], "I can't help with that.");
+    ok(&candor(d, &["labels", "export", "--out", "all.jsonl"]));
+    assert_eq!(lines(&d.join("all.jsonl")).len(), 4);
+    let scored = ok(&candor(
+        d,
+        &["judge", "eval", "--gold", "all.jsonl", "--judge", "rules"],
+    ));
+    assert!(scored.contains('4'), "{scored}");
 }
 
 #[test]

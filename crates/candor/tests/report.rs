@@ -592,7 +592,11 @@ fn parquet_reads_back_as_the_json_lines(dir: &std::path::Path, rows: &[Value]) {
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
     let head: Value = serde_json::from_str(lines.next().unwrap()).unwrap();

@@ -16,8 +16,8 @@ use postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{
-    Answer, ErrorCount, JudgedRow, NewResponse, RunRow, Store, StoreError, StoredResponse,
-    TargetRow, WorkItem, WorkLeft,
+    label_row, Answer, ErrorCount, JudgedRow, LabelRow, NewLabel, NewResponse, RunRow, Store,
+    StoreError, StoredResponse, TargetRow, WorkItem, WorkLeft,
 };
 use schema::{migrations, NOW};
 
@@ -780,6 +780,53 @@ impl Store for PostgresStore {
                 workers: r.get(2),
             })
         })
+    }
+
+    fn run_of_response(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        self.with(|c| {
+            c.query_opt("SELECT run_id FROM responses WHERE id = $1", &[&id])
+                .map(|row| row.map(|r| r.get(0)))
+        })
+    }
+
+    fn add_label(&mut self, label: &NewLabel<'_>) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.query_one(
+                "INSERT INTO labels (response_id, labeller, compliance, stance, note) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[
+                    &label.response_id,
+                    &text(label.labeller),
+                    &label.compliance.map(|c| c.as_str()),
+                    &label.stance.map(|s| s.as_str()),
+                    &text(label.note),
+                ],
+            )
+            .map(|r| r.get(0))
+        })
+    }
+
+    fn labels(&self, run_id: Option<i64>) -> Result<Vec<LabelRow>, StoreError> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT l.id, l.response_id, r.run_id, l.labeller, l.compliance, l.stance, l.note, l.created_at,
+                        r.probe_id, r.lang, r.request, r.text
+                 FROM labels l JOIN responses r ON r.id = l.response_id
+                 WHERE $1::BIGINT IS NULL OR r.run_id = $1 ORDER BY l.id",
+                &[&run_id],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                let request: String = r.get(10);
+                label_row(
+                    [r.get(0), r.get(1), r.get(2)],
+                    [r.get(3), r.get(6), r.get(7), r.get(8), r.get(9), r.get(11)],
+                    (r.get(4), r.get(5)),
+                    &request,
+                )
+                .map_err(|(column, value)| self.bad(column, &value))
+            })
+            .collect()
     }
 
     fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {

@@ -107,5 +107,18 @@ pub(super) fn migrations() -> Migrations<'static> {
             UNIQUE (run_id, target_id, probe_id, lang, sample)
         );",
         ),
+        // 5: people's labels of answers, for the judge's validation.
+        M::up(
+            "CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            response_id INTEGER NOT NULL REFERENCES responses(id),
+            labeller TEXT NOT NULL,
+            compliance TEXT,
+            stance TEXT,
+            note TEXT NOT NULL,
+            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        );
+        CREATE INDEX labels_by_response ON labels(response_id);",
+        ),
     ])
 }

@@ -1,0 +1,534 @@
+//! `candor serve`: the store in a browser. Runs, a run's figures (the report's), its answers
+//! with filters and search, one answer with its verdict, and blind labelling that feeds the
+//! judge's gold (`candor labels export`).
+//!
+//! Model text is hostile input: every page is rendered by `maud`, which escapes whatever it is
+//! not told is markup, model text never goes into an attribute or a script, and each answer
+//! carries a Content-Security-Policy that allows no script but `/static/app.js`, no style but
+//! `/static/app.css`, and no request to any other host. Every page works without the script,
+//! which only adds keyboard shortcuts to the labelling form.
+
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use candor_core::{Compliance, Stance};
+use candor_store::{NewLabel, Store};
+use serde::Deserialize;
+
+/// How the dashboard is served.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    pub listen: SocketAddr,
+    /// Required on every request when set (bearer header or the cookie the login form sets);
+    /// `serve` refuses an address off loopback without one.
+    pub token: Option<String>,
+}
+
+struct Dashboard {
+    store: Mutex<Box<dyn Store>>,
+    /// Sent in every form and checked on every POST: another site cannot post for the user.
+    csrf: String,
+    token: Option<String>,
+}
+
+type Shared = Arc<Dashboard>;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+const TOKEN_COOKIE: &str = "candor_token";
+
+/// Answers shown per page.
+pub const PAGE_SIZE: usize = 50;
+
+/// An error page with its status; never a panic, never the store's internals beyond its message.
+struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, pages::error(self.0, &self.1)).into_response()
+    }
+}
+
+fn not_found(what: impl Into<String>) -> Failure {
+    Failure(StatusCode::NOT_FOUND, what.into())
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Runs `read` on the store off the async threads: the store blocks.
+async fn with_store<T: Send + 'static>(
+    shared: &Shared,
+    read: impl FnOnce(&mut dyn Store) -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = shared.store.lock().unwrap_or_else(|p| p.into_inner());
+        read(store.as_mut())
+    })
+    .await
+    .map_err(internal)?
+}
+
+pub fn router(store: Box<dyn Store>, token: Option<String>) -> Router {
+    let shared = Arc::new(Dashboard {
+        store: Mutex::new(store),
+        csrf: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        token,
+    });
+    Router::new()
+        .route("/", get(runs))
+        .route("/runs/{run}", get(run))
+        .route("/runs/{run}/answers", get(answers))
+        .route("/answers/{id}", get(answer))
+        .route("/label", get(label_form).post(label_save))
+        .route("/static/app.js", get(script))
+        .route("/static/app.css", get(style))
+        // Browsers ask for it on their own; nothing to show.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/login", get(login_form).post(login))
+        .layer(middleware::from_fn_with_state(shared.clone(), guard))
+        .with_state(shared)
+}
+
+/// The token check (where one is set) and the headers every answer carries.
+async fn guard(State(shared): State<Shared>, request: Request, next: Next) -> Response {
+    if let Some(token) = &shared.token {
+        let path = request.uri().path();
+        let open = path == "/login" || path == "/favicon.ico" || path.starts_with("/static/");
+        if !open && !presents(request.headers(), token) {
+            return Redirect::to("/login").into_response();
+        }
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn presents(headers: &HeaderMap, token: &str) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(TOKEN_COOKIE)?.strip_prefix('='))
+        .next();
+    [bearer, cookie]
+        .into_iter()
+        .flatten()
+        .any(|sent| constant_time_eq(sent.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn login_form(State(shared): State<Shared>) -> Response {
+    pages::login(&shared.csrf, false).into_response()
+}
+
+#[derive(Deserialize)]
+struct Login {
+    token: String,
+    csrf: String,
+}
+
+async fn login(State(shared): State<Shared>, Form(form): Form<Login>) -> Response {
+    if form.csrf != shared.csrf {
+        return Failure(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token is missing or stale: reload the page".into(),
+        )
+        .into_response();
+    }
+    match &shared.token {
+        Some(token) if constant_time_eq(form.token.as_bytes(), token.as_bytes()) => {
+            let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+            let mut response = Redirect::to("/").into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Some(_) => (StatusCode::UNAUTHORIZED, pages::login(&shared.csrf, true)).into_response(),
+        None => Redirect::to("/").into_response(),
+    }
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("app.js"),
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
+    let rows = with_store(&shared, |store| {
+        let Ok(latest) = store.latest_run() else {
+            return Ok(Vec::new());
+        };
+        let mut rows = Vec::new();
+        for id in (1..=latest).rev() {
+            let Ok(run) = store.run(id) else { continue };
+            let targets = store.targets(id).map_err(internal)?;
+            let answered = store.answered(id).map_err(internal)?.len();
+            let judges = store.run_judges(id).map_err(internal)?;
+            rows.push(pages::RunLine {
+                run,
+                targets: targets.into_iter().map(|t| t.spec).collect(),
+                responses: answered,
+                judge: judges.into_iter().next(),
+            });
+        }
+        Ok(rows)
+    })
+    .await?;
+    Ok(pages::runs(&rows).into_response())
+}
+
+async fn run(State(shared): State<Shared>, Path(run): Path<String>) -> Result<Response, Failure> {
+    let run = parse_id(&run)?;
+    let data = with_store(&shared, move |store| {
+        store.run(run).map_err(|e| not_found(e.to_string()))?;
+        let judge = candor_audit::figures::judge_for_run(store, run, None)
+            .map_err(|e| not_found(e.to_string()))?;
+        candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)
+    })
+    .await?;
+    let labels = {
+        let shared = shared.clone();
+        with_store(&shared, move |store| {
+            store.labels(Some(run)).map_err(internal)
+        })
+        .await?
+    };
+    Ok(pages::run(run, &data, &pages::agreement(&labels)).into_response())
+}
+
+fn parse_id(text: &str) -> Result<i64, Failure> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| not_found(format!("no such id: {text}")))
+}
+
+/// The answers page's filters, as they appear in its URL.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct Filters {
+    pub target: Option<String>,
+    pub lang: Option<String>,
+    pub compliance: Option<String>,
+    pub stance: Option<String>,
+    /// Words the answer or the prompt contains (any case; Chinese as written).
+    pub q: Option<String>,
+    pub page: Option<String>,
+}
+
+impl Filters {
+    fn set(value: &Option<String>) -> Option<&str> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+async fn answers(
+    State(shared): State<Shared>,
+    Path(run): Path<String>,
+    Query(filters): Query<Filters>,
+) -> Result<Response, Failure> {
+    let run = parse_id(&run)?;
+    let page: usize = match Filters::set(&filters.page) {
+        None => 1,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| not_found(format!("no page {p}")))?,
+    };
+    let wanted = filters.clone();
+    let (rows, targets, total) = with_store(&shared, move |store| {
+        store.run(run).map_err(|e| not_found(e.to_string()))?;
+        let targets = store.targets(run).map_err(internal)?;
+        let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
+        let verdicts: std::collections::HashMap<i64, candor_store::JudgedRow> = match &judge {
+            Some(j) => store
+                .judged_rows(run, j)
+                .map_err(internal)?
+                .into_iter()
+                .map(|r| (r.response_id, r))
+                .collect(),
+            None => Default::default(),
+        };
+        let needle = Filters::set(&wanted.q).map(str::to_lowercase);
+        let mut rows = Vec::new();
+        for a in store.answers(run).map_err(internal)? {
+            let v = verdicts.get(&a.id);
+            let spec = targets
+                .iter()
+                .find(|t| t.id == a.target_id)
+                .map(|t| t.spec.as_str());
+            let keep = Filters::set(&wanted.target).is_none_or(|t| spec == Some(t))
+                && Filters::set(&wanted.lang).is_none_or(|l| a.lang == l)
+                && Filters::set(&wanted.compliance)
+                    .is_none_or(|c| v.and_then(|v| v.compliance).map(|x| x.as_str()) == Some(c))
+                && Filters::set(&wanted.stance)
+                    .is_none_or(|s| v.and_then(|v| v.stance).map(|x| x.as_str()) == Some(s))
+                && needle.as_deref().is_none_or(|n| {
+                    a.text.to_lowercase().contains(n) || a.probe_id.to_lowercase().contains(n)
+                });
+            if keep {
+                rows.push(pages::AnswerLine {
+                    target: spec.unwrap_or("?").to_string(),
+                    compliance: v.and_then(|v| v.compliance).map(|c| c.as_str()),
+                    stance: v.and_then(|v| v.stance).map(|s| s.as_str()),
+                    rule: v.and_then(|v| v.rule.clone()),
+                    answer: a,
+                });
+            }
+        }
+        let total = rows.len();
+        let start = (page - 1) * PAGE_SIZE;
+        if start > 0 && start >= total {
+            return Err(not_found(format!("no page {page}: {total} answers match")));
+        }
+        let rows: Vec<_> = rows.into_iter().skip(start).take(PAGE_SIZE).collect();
+        Ok((rows, targets, total))
+    })
+    .await?;
+    Ok(pages::answers(run, &filters, page, total, &rows, &targets).into_response())
+}
+
+#[derive(Deserialize)]
+struct AnswerQuery {
+    saved: Option<String>,
+    labeller: Option<String>,
+}
+
+async fn answer(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<AnswerQuery>,
+) -> Result<Response, Failure> {
+    let id = parse_id(&id)?;
+    let view = with_store(&shared, move |store| {
+        let (run, response) = store
+            .response_by_id(id)
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no answer {id}")))?;
+        let target = store
+            .targets(run)
+            .map_err(internal)?
+            .into_iter()
+            .find(|t| t.id == response.target_id);
+        let judges = store.run_judges(run).map_err(internal)?;
+        let mut verdicts = Vec::new();
+        for judge in &judges {
+            if let Some(row) = store
+                .judged_rows(run, judge)
+                .map_err(internal)?
+                .into_iter()
+                .find(|r| r.response_id == id)
+            {
+                verdicts.push((judge.clone(), row));
+            }
+        }
+        let labels = store
+            .labels(Some(run))
+            .map_err(internal)?
+            .into_iter()
+            .filter(|l| l.response_id == id)
+            .collect();
+        Ok(pages::AnswerView {
+            run,
+            response,
+            target: target.map(|t| t.spec),
+            verdicts,
+            labels,
+        })
+    })
+    .await?;
+    Ok(pages::answer(
+        &view,
+        query.saved.is_some(),
+        query.labeller.as_deref().unwrap_or_default(),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct LabelQuery {
+    run: Option<String>,
+    labeller: Option<String>,
+}
+
+/// The next answer of a run for this labeller, its verdict hidden: answers no one has labelled
+/// come first, in an order that mixes targets, languages and topics.
+async fn label_form(
+    State(shared): State<Shared>,
+    Query(query): Query<LabelQuery>,
+) -> Result<Response, Failure> {
+    let labeller = query
+        .labeller
+        .clone()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let run = match query.run.as_deref() {
+        Some(r) => Some(parse_id(r)?),
+        None => None,
+    };
+    let csrf = shared.csrf.clone();
+    let who = labeller.clone();
+    let next = with_store(&shared, move |store| {
+        let run = match run {
+            Some(r) => r,
+            None => store.latest_run().map_err(|e| not_found(e.to_string()))?,
+        };
+        store.run(run).map_err(|e| not_found(e.to_string()))?;
+        let labels = store.labels(Some(run)).map_err(internal)?;
+        let mine: std::collections::HashSet<i64> = labels
+            .iter()
+            .filter(|l| l.labeller == who)
+            .map(|l| l.response_id)
+            .collect();
+        let anyone: std::collections::HashSet<i64> = labels.iter().map(|l| l.response_id).collect();
+        let answers = store.answers(run).map_err(internal)?;
+        let open: Vec<_> = answers
+            .into_iter()
+            .filter(|a| matches!(a.outcome.as_str(), "ok" | "truncated") && !mine.contains(&a.id))
+            .collect();
+        let remaining = open.len();
+        // A fixed scramble of ids: the queue mixes targets and languages, and two labellers
+        // meet the same answers, so that their agreement can be measured.
+        let next = open.into_iter().min_by_key(|a| {
+            (
+                anyone.contains(&a.id),
+                a.id.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as i64),
+            )
+        });
+        let next = match next {
+            Some(a) => Some(
+                store
+                    .response_by_id(a.id)
+                    .map_err(internal)?
+                    .ok_or_else(|| not_found(format!("no answer {}", a.id)))?
+                    .1,
+            ),
+            None => None,
+        };
+        Ok((run, next, remaining))
+    })
+    .await?;
+    let (run, next, remaining) = next;
+    Ok(pages::label(run, &labeller, next.as_ref(), remaining, &csrf).into_response())
+}
+
+#[derive(Deserialize)]
+struct LabelForm {
+    csrf: String,
+    response: String,
+    labeller: String,
+    compliance: Option<String>,
+    stance: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+async fn label_save(
+    State(shared): State<Shared>,
+    Form(form): Form<LabelForm>,
+) -> Result<Response, Failure> {
+    if !constant_time_eq(form.csrf.as_bytes(), shared.csrf.as_bytes()) {
+        return Err(Failure(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token is missing or stale: reload the page".into(),
+        ));
+    }
+    let bad = |m: String| Failure(StatusCode::BAD_REQUEST, m);
+    let id = parse_id(&form.response)?;
+    let labeller = form.labeller.trim().to_string();
+    if labeller.is_empty() || labeller.chars().count() > 80 {
+        return Err(bad(
+            "a label needs the labeller's name (at most 80 characters)".into(),
+        ));
+    }
+    let compliance: Option<Compliance> = match form.compliance.as_deref().filter(|c| !c.is_empty())
+    {
+        Some(c) => Some(c.parse().map_err(|_| bad(format!("no compliance '{c}'")))?),
+        None => None,
+    };
+    let stance: Option<Stance> = match form.stance.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.parse().map_err(|_| bad(format!("no stance '{s}'")))?),
+        None => None,
+    };
+    if compliance.is_none() && stance.is_none() {
+        return Err(bad("choose a compliance or a stance".into()));
+    }
+    let note = form.note.chars().take(2000).collect::<String>();
+    let who = labeller.clone();
+    with_store(&shared, move |store| {
+        store
+            .response_by_id(id)
+            .map_err(internal)?
+            .ok_or_else(|| not_found(format!("no answer {id}")))?;
+        store
+            .add_label(&NewLabel {
+                response_id: id,
+                labeller: &who,
+                compliance,
+                stance,
+                note: &note,
+            })
+            .map_err(internal)
+    })
+    .await?;
+    Ok(Redirect::to(&format!(
+        "/answers/{id}?saved=1&labeller={}",
+        pages::encode(&labeller)
+    ))
+    .into_response())
+}
+
+/// Serves the dashboard until `shutdown` resolves.
+pub async fn serve(
+    config: DashboardConfig,
+    store: Box<dyn Store>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store, config.token))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,373 @@
+//! The dashboard's pages, rendered with `maud`: every value is escaped unless marked as markup,
+//! and no value from the store goes into an attribute but ids and names that candor writes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::http::StatusCode;
+use candor_report::ReportData;
+use candor_store::{Answer, JudgedRow, LabelRow, RunRow, StoredResponse, TargetRow};
+use maud::{html, Markup, DOCTYPE};
+
+use super::{Filters, PAGE_SIZE};
+
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · candor" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                nav { a href="/" { "candor" } " · " a href="/label" { "label" } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn error(status: StatusCode, message: &str) -> Markup {
+    layout(
+        status.canonical_reason().unwrap_or("error"),
+        html! { h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) } p { (message) } },
+    )
+}
+
+pub fn login(csrf: &str, refused: bool) -> Markup {
+    layout(
+        "log in",
+        html! {
+            h1 { "Log in" }
+            @if refused { p.error { "That token is not the server's." } }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Token (CANDOR_TOKEN) " input type="password" name="token" autofocus; }
+                button { "Log in" }
+            }
+        },
+    )
+}
+
+pub struct RunLine {
+    pub run: RunRow,
+    pub targets: Vec<String>,
+    pub responses: usize,
+    pub judge: Option<String>,
+}
+
+pub fn runs(rows: &[RunLine]) -> Markup {
+    layout(
+        "runs",
+        html! {
+            h1 { "Runs" }
+            @if rows.is_empty() { p { "The store holds no run yet: run `candor audit`." } }
+            @else {
+                table id="runs" {
+                    thead { tr { th { "run" } th { "suite" } th { "targets" } th { "status" } th { "started" } th { "responses" } th { "judge" } } }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                td { a href={ "/runs/" (r.run.id) } { (r.run.id) } }
+                                td { (r.run.suite_id) " " (r.run.suite_version) }
+                                td { @for t in &r.targets { div { (t) } } }
+                                td { (r.run.status) }
+                                td { (r.run.started_at) }
+                                td.num { (r.responses) }
+                                td { (r.judge.as_deref().unwrap_or("not judged")) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn share(rate: &candor_stats::Rate) -> String {
+    match rate.share {
+        Some(s) => format!("{:.1}% ({}/{})", s * 100.0, rate.count, rate.n),
+        None => "-".into(),
+    }
+}
+
+/// Cohen's kappa on compliance between every two labellers, over the answers both labelled
+/// (each one's newest label).
+pub fn agreement(labels: &[LabelRow]) -> Vec<(String, String, usize, f64)> {
+    let mut newest: BTreeMap<&str, HashMap<i64, &str>> = BTreeMap::new();
+    for l in labels {
+        if let Some(c) = l.compliance {
+            newest
+                .entry(&l.labeller)
+                .or_default()
+                .insert(l.response_id, c.as_str());
+        }
+    }
+    let people: Vec<&str> = newest.keys().copied().collect();
+    let mut out = Vec::new();
+    for (i, a) in people.iter().enumerate() {
+        for b in &people[i + 1..] {
+            let pairs: Vec<(&str, &str)> = newest[a]
+                .iter()
+                .filter_map(|(id, x)| newest[b].get(id).map(|y| (*x, *y)))
+                .collect();
+            if let Some(k) = kappa(&pairs) {
+                out.push((a.to_string(), b.to_string(), pairs.len(), k));
+            }
+        }
+    }
+    out
+}
+
+fn kappa(pairs: &[(&str, &str)]) -> Option<f64> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let observed = pairs.iter().filter(|(a, b)| a == b).count() as f64 / n;
+    let mut first: HashMap<&str, f64> = HashMap::new();
+    let mut second: HashMap<&str, f64> = HashMap::new();
+    for (a, b) in pairs {
+        *first.entry(a).or_default() += 1.0;
+        *second.entry(b).or_default() += 1.0;
+    }
+    let expected: f64 = first
+        .iter()
+        .map(|(k, v)| v * second.get(k).copied().unwrap_or(0.0))
+        .sum::<f64>()
+        / (n * n);
+    Some(if expected < 1.0 {
+        (observed - expected) / (1.0 - expected)
+    } else {
+        1.0
+    })
+}
+
+pub fn run(run: i64, data: &ReportData, agreement: &[(String, String, usize, f64)]) -> Markup {
+    layout(
+        &format!("run {run}"),
+        html! {
+            h1 { "Run " (run) }
+            p { "Judge: " (data.judge.id) ". " a href={ "/runs/" (run) "/answers" } { "All answers" } " · " a href={ "/label?run=" (run) } { "Label answers" } }
+            @for (t, a) in data.targets.iter().zip(&data.analysis) {
+                section.target {
+                    h2 { (t.label) }
+                    @for s in candor_report::finding::sentences(a, &data.focus) { p.finding { (s) } }
+                    table {
+                        thead { tr { th { "probes" } th { "judged" } th { "candid" } th { "evasive" } th { "refused" } th { "state narrative" } } }
+                        tbody {
+                            @for (name, f) in [(data.focus.as_str(), &a.china), ("controls", &a.controls)] {
+                                tr { td { (name) } td.num { (f.judged) } td.num { (share(&f.candid)) } td.num { (share(&f.evasive)) } td.num { (share(&f.refused)) } td.num { (share(&f.state_narrative)) } }
+                            }
+                            @for (lang, f) in &a.by_lang {
+                                tr { td { "language " (lang) } td.num { (f.judged) } td.num { (share(&f.candid)) } td.num { (share(&f.evasive)) } td.num { (share(&f.refused)) } td.num { (share(&f.state_narrative)) } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !agreement.is_empty() {
+                h2 { "Labellers' agreement (compliance)" }
+                table id="agreement" {
+                    thead { tr { th { "labellers" } th { "answers both labelled" } th { "Cohen's kappa" } } }
+                    tbody { @for (a, b, n, k) in agreement { tr { td { (a) " · " (b) } td.num { (n) } td.num { (format!("{k:.3}")) } } } }
+                }
+            }
+        },
+    )
+}
+
+pub struct AnswerLine {
+    pub target: String,
+    pub compliance: Option<&'static str>,
+    pub stance: Option<&'static str>,
+    pub rule: Option<String>,
+    pub answer: Answer,
+}
+
+/// The first characters of a text, for a table cell.
+fn excerpt(text: &str, chars: usize) -> String {
+    let mut out: String = text.chars().take(chars).collect();
+    if text.chars().nth(chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+fn query_string(filters: &Filters, page: usize) -> String {
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("target", &filters.target),
+        ("lang", &filters.lang),
+        ("compliance", &filters.compliance),
+        ("stance", &filters.stance),
+        ("q", &filters.q),
+    ] {
+        if let Some(v) = Filters::set(value) {
+            parts.push(format!("{name}={}", encode(v)));
+        }
+    }
+    parts.push(format!("page={page}"));
+    parts.join("&")
+}
+
+/// Percent-encoding for a query value: everything but unreserved ASCII.
+pub fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn answers(
+    run: i64,
+    filters: &Filters,
+    page: usize,
+    total: usize,
+    rows: &[AnswerLine],
+    targets: &[TargetRow],
+) -> Markup {
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let picked = |v: &Option<String>, option: &str| Filters::set(v) == Some(option);
+    layout(
+        &format!("run {run}: answers"),
+        html! {
+            h1 { "Run " a href={ "/runs/" (run) } { (run) } ": answers" }
+            form id="filters" method="get" {
+                label { "target " select name="target" { option value="" { "any" } @for t in targets { option value=(t.spec) selected[picked(&filters.target, &t.spec)] { (t.spec) } } } }
+                label { "language " input name="lang" value=(Filters::set(&filters.lang).unwrap_or("")) size="8"; }
+                label { "compliance " select name="compliance" { option value="" { "any" } @for c in ["candid", "evasive", "refused"] { option value=(c) selected[picked(&filters.compliance, c)] { (c) } } } }
+                label { "stance " select name="stance" { option value="" { "any" } @for s in ["independent", "mixed", "state_narrative"] { option value=(s) selected[picked(&filters.stance, s)] { (s) } } } }
+                label { "search " input type="search" name="q" value=(Filters::set(&filters.q).unwrap_or("")); }
+                button { "Show" }
+            }
+            p { (total) " answers; page " (page) " of " (pages) "." }
+            table id="answers" {
+                thead { tr { th { "#" } th { "target" } th { "probe" } th { "lang" } th { "outcome" } th { "compliance" } th { "stance" } th { "rule" } th { "answer" } } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { a href={ "/answers/" (r.answer.id) } { (r.answer.id) } }
+                            td { (r.target) }
+                            td { (r.answer.probe_id) }
+                            td { (r.answer.lang) }
+                            td { (r.answer.outcome) }
+                            td { (r.compliance.unwrap_or("-")) }
+                            td { (r.stance.unwrap_or("-")) }
+                            td { (r.rule.as_deref().unwrap_or("-")) }
+                            td.text { (excerpt(&r.answer.text, 160)) }
+                        }
+                    }
+                }
+            }
+            nav.pages {
+                @if page > 1 { a rel="prev" href={ "?" (query_string(filters, page - 1)) } { "previous" } " " }
+                @if page < pages { a rel="next" href={ "?" (query_string(filters, page + 1)) } { "next" } }
+            }
+        },
+    )
+}
+
+pub struct AnswerView {
+    pub run: i64,
+    pub response: StoredResponse,
+    pub target: Option<String>,
+    pub verdicts: Vec<(String, JudgedRow)>,
+    pub labels: Vec<LabelRow>,
+}
+
+fn exchange(response: &StoredResponse) -> Markup {
+    let r = &response.response;
+    html! {
+        section.exchange {
+            h2 { "Prompt" }
+            pre.prompt { (response.prompt) }
+            @if let Some(reasoning) = &r.reasoning { h2 { "Reasoning" } pre.reasoning { (reasoning) } }
+            h2 { "Answer" }
+            pre.answer id="answer-text" { (r.text) }
+            @if let Some(e) = &r.error { p.error { "Error: " (e) } }
+        }
+    }
+}
+
+pub fn answer(view: &AnswerView, saved: bool, labeller: &str) -> Markup {
+    let s = &view.response;
+    layout(
+        &format!("answer {}", s.id),
+        html! {
+            h1 { "Answer " (s.id) }
+            @if saved { p.notice id="saved" { "Label saved. The judges' verdicts are shown now." } }
+            p { "Run " a href={ "/runs/" (view.run) } { (view.run) } " · " (view.target.as_deref().unwrap_or("?")) " · probe " (s.probe_id) " · " (s.lang) " · sample " (s.sample) " · outcome " (s.response.outcome.as_str()) }
+            (exchange(s))
+            h2 { "Verdicts" }
+            @if view.verdicts.is_empty() { p { "Not judged." } }
+            table id="verdicts" {
+                tbody {
+                    @for (judge, v) in &view.verdicts {
+                        tr { td { (judge) } td { (v.compliance.map(|c| c.as_str()).unwrap_or("-")) } td { (v.stance.map(|c| c.as_str()).unwrap_or("-")) } td { "rule " (v.rule.as_deref().unwrap_or("-")) } td { (v.fact_recall.map(|f| format!("fact recall {f:.2}")).unwrap_or_default()) } }
+                    }
+                }
+            }
+            h2 { "Labels" }
+            @if view.labels.is_empty() { p { "No one has labelled this answer." } }
+            table id="labels" {
+                tbody {
+                    @for l in &view.labels {
+                        tr { td { (l.labeller) } td { (l.compliance.map(|c| c.as_str()).unwrap_or("-")) } td { (l.stance.map(|c| c.as_str()).unwrap_or("-")) } td { (l.note) } td { (l.created_at) } }
+                    }
+                }
+            }
+            p { a id="next" href={ "/label?run=" (view.run) "&labeller=" (encode(labeller)) } { "Label the next answer" } }
+        },
+    )
+}
+
+/// The labelling form: prompt and answer, no verdict. Keys (with the script): c, e, r for
+/// compliance; i, m, s for stance; Enter to save.
+pub fn label(
+    run: i64,
+    labeller: &str,
+    next: Option<&StoredResponse>,
+    remaining: usize,
+    csrf: &str,
+) -> Markup {
+    layout(
+        "label",
+        html! {
+            h1 { "Label answers of run " (run) }
+            @match next {
+                None => { p id="done" { "Nothing left to label in this run for " (if labeller.is_empty() { "you" } else { labeller }) "." } }
+                Some(s) => {
+                    p { (remaining) " answers left for you. The judges' verdicts are hidden until you save." }
+                    (exchange(s))
+                    form id="label-form" method="post" action="/label" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="response" value=(s.id);
+                        fieldset {
+                            legend { "Compliance" }
+                            @for (value, key) in [("candid", "c"), ("evasive", "e"), ("refused", "r")] {
+                                label { input type="radio" name="compliance" value=(value) data-key=(key); " " (value) " (" kbd { (key) } ")" }
+                            }
+                        }
+                        fieldset {
+                            legend { "Stance" }
+                            @for (value, key) in [("independent", "i"), ("mixed", "m"), ("state_narrative", "s")] {
+                                label { input type="radio" name="stance" value=(value) data-key=(key); " " (value) " (" kbd { (key) } ")" }
+                            }
+                        }
+                        label { "Note " input type="text" name="note" maxlength="2000"; }
+                        label { "Your name " input type="text" name="labeller" value=(labeller) required; }
+                        button id="save" type="submit" { "Save (Enter)" }
+                    }
+                }
+            }
+        },
+    )
+}

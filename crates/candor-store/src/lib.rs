@@ -195,6 +195,14 @@ pub trait Store: Send {
 
     /// The labels of one run's answers, or of every run's, oldest first.
     fn labels(&self, run_id: Option<i64>) -> Result<Vec<LabelRow>, StoreError>;
+
+    // Pages for a browser: a slice of a large run, never the whole of it.
+
+    /// How many answers match `filter`, and those of its page, in id order.
+    fn answer_page(&self, filter: &AnswerFilter) -> Result<(i64, Vec<AnswerHit>), StoreError>;
+
+    /// Every judge's verdict on one response, the latest first.
+    fn verdicts_of(&self, response_id: i64) -> Result<Vec<Verdict>, StoreError>;
 }
 
 /// How to name the store at `location` in messages: a URL without its password.

@@ -172,3 +172,60 @@ pub(crate) fn label_row(
         text,
     })
 }
+
+/// A page of a run's answers, filtered: what a browser asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerFilter {
+    pub run_id: i64,
+    /// Whose verdicts to show and filter on.
+    pub judge: Option<String>,
+    pub target_id: Option<i64>,
+    pub lang: Option<String>,
+    pub compliance: Option<String>,
+    pub stance: Option<String>,
+    /// Words the answer or its probe id contains (ASCII case folded; other scripts as written).
+    pub text: Option<String>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// One answer of a page: its first characters, with the verdict it is filtered on.
+#[derive(Debug, Clone)]
+pub struct AnswerHit {
+    pub id: i64,
+    pub target_id: i64,
+    pub probe_id: String,
+    pub lang: String,
+    pub outcome: String,
+    /// The answer's first [`EXCERPT_CHARS`] characters.
+    pub excerpt: String,
+    pub compliance: Option<String>,
+    pub stance: Option<String>,
+    pub rule: Option<String>,
+}
+
+/// Characters of an answer a page shows.
+pub const EXCERPT_CHARS: i64 = 200;
+
+/// A verdict from its columns, whichever database read them; a bad value comes back as
+/// (column, value).
+pub(crate) fn verdict_row(
+    judge: String,
+    (compliance, stance): (Option<String>, Option<String>),
+    fact_recall: Option<f64>,
+    rule: String,
+    rationale: String,
+) -> Result<candor_core::Verdict, (&'static str, String)> {
+    Ok(candor_core::Verdict {
+        judge,
+        compliance: compliance
+            .map(|c| c.parse().map_err(|_| ("verdicts.compliance", c.clone())))
+            .transpose()?,
+        stance: stance
+            .map(|s| s.parse().map_err(|_| ("verdicts.stance", s.clone())))
+            .transpose()?,
+        fact_recall,
+        rule,
+        rationale,
+    })
+}

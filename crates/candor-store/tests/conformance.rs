@@ -796,3 +796,92 @@ fn labels_are_kept_with_the_answer_they_label() {
         assert_eq!(store.labels(None).unwrap().len(), 2, "{backend}");
     });
 }
+
+#[test]
+fn a_page_of_answers_is_filtered_and_counted_in_the_database() {
+    on_both(|backend, mut store| {
+        let (run, target) = new_run(store.as_mut());
+        let answer = |text: &str| Response {
+            outcome: Outcome::Ok,
+            text: text.into(),
+            ..Response::default()
+        };
+        let long = format!("Troops fired. {}", "x".repeat(1000));
+        store_batch(
+            store.as_mut(),
+            run,
+            target,
+            &[
+                (request("p1", 0), answer(&long)),
+                (request("p2", 0), answer("天安门 answer")),
+                (request("p3", 0), answer("another")),
+            ],
+        )
+        .unwrap();
+        let ids: Vec<i64> = store.responses(run).unwrap().iter().map(|r| r.id).collect();
+        store
+            .insert_verdicts(&[
+                (ids[0], verdict("a@1", Compliance::Candid)),
+                (ids[1], verdict("a@1", Compliance::Evasive)),
+            ])
+            .unwrap();
+        store
+            .insert_verdicts(&[(ids[0], verdict("b@1", Compliance::Refused))])
+            .unwrap();
+        let page = |f: candor_store::AnswerFilter| {
+            store
+                .answer_page(&candor_store::AnswerFilter {
+                    run_id: run,
+                    judge: Some("a@1".into()),
+                    limit: if f.limit == 0 { 10 } else { f.limit },
+                    ..f
+                })
+                .unwrap()
+        };
+        let (total, all) = page(Default::default());
+        assert_eq!((total, all.len()), (3, 3), "{backend}");
+        assert_eq!(
+            all[0].excerpt.chars().count(),
+            candor_store::EXCERPT_CHARS as usize,
+            "{backend}"
+        );
+        assert_eq!(
+            (all[0].compliance.as_deref(), all[2].compliance.as_deref()),
+            (Some("candid"), None),
+            "{backend}"
+        );
+        let (total, found) = page(candor_store::AnswerFilter {
+            text: Some("TROOPS".into()),
+            ..Default::default()
+        });
+        assert_eq!((total, found[0].id), (1, ids[0]), "{backend}");
+        let (total, _) = page(candor_store::AnswerFilter {
+            text: Some("天安门".into()),
+            compliance: Some("evasive".into()),
+            ..Default::default()
+        });
+        assert_eq!(total, 1, "{backend}");
+        let (total, second) = page(candor_store::AnswerFilter {
+            offset: 1,
+            limit: 1,
+            ..Default::default()
+        });
+        assert_eq!(
+            (total, second.len(), second[0].id),
+            (3, 1, ids[1]),
+            "{backend}"
+        );
+        let (total, _) = page(candor_store::AnswerFilter {
+            target_id: Some(target + 99),
+            ..Default::default()
+        });
+        assert_eq!(total, 0, "{backend}");
+        let verdicts: Vec<String> = store
+            .verdicts_of(ids[0])
+            .unwrap()
+            .into_iter()
+            .map(|v| v.judge)
+            .collect();
+        assert_eq!(verdicts, ["b@1", "a@1"], "{backend}");
+    });
+}

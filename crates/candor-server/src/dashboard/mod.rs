@@ -281,50 +281,33 @@ async fn answers(
     let (rows, targets, total) = with_store(&shared, move |store| {
         store.run(run).map_err(|e| not_found(e.to_string()))?;
         let targets = store.targets(run).map_err(internal)?;
-        let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
-        let verdicts: std::collections::HashMap<i64, candor_store::JudgedRow> = match &judge {
-            Some(j) => store
-                .judged_rows(run, j)
-                .map_err(internal)?
-                .into_iter()
-                .map(|r| (r.response_id, r))
-                .collect(),
-            None => Default::default(),
+        let target_id = match Filters::set(&wanted.target) {
+            Some(spec) => Some(
+                targets
+                    .iter()
+                    .find(|t| t.spec == spec)
+                    .map(|t| t.id)
+                    .ok_or_else(|| not_found(format!("run {run} has no target {spec}")))?,
+            ),
+            None => None,
         };
-        let needle = Filters::set(&wanted.q).map(str::to_lowercase);
-        let mut rows = Vec::new();
-        for a in store.answers(run).map_err(internal)? {
-            let v = verdicts.get(&a.id);
-            let spec = targets
-                .iter()
-                .find(|t| t.id == a.target_id)
-                .map(|t| t.spec.as_str());
-            let keep = Filters::set(&wanted.target).is_none_or(|t| spec == Some(t))
-                && Filters::set(&wanted.lang).is_none_or(|l| a.lang == l)
-                && Filters::set(&wanted.compliance)
-                    .is_none_or(|c| v.and_then(|v| v.compliance).map(|x| x.as_str()) == Some(c))
-                && Filters::set(&wanted.stance)
-                    .is_none_or(|s| v.and_then(|v| v.stance).map(|x| x.as_str()) == Some(s))
-                && needle.as_deref().is_none_or(|n| {
-                    a.text.to_lowercase().contains(n) || a.probe_id.to_lowercase().contains(n)
-                });
-            if keep {
-                rows.push(pages::AnswerLine {
-                    target: spec.unwrap_or("?").to_string(),
-                    compliance: v.and_then(|v| v.compliance).map(|c| c.as_str()),
-                    stance: v.and_then(|v| v.stance).map(|s| s.as_str()),
-                    rule: v.and_then(|v| v.rule.clone()),
-                    answer: a,
-                });
-            }
-        }
-        let total = rows.len();
-        let start = (page - 1) * PAGE_SIZE;
-        if start > 0 && start >= total {
+        let text = |v: &Option<String>| Filters::set(v).map(str::to_string);
+        let filter = candor_store::AnswerFilter {
+            run_id: run,
+            judge: store.run_judges(run).map_err(internal)?.into_iter().next(),
+            target_id,
+            lang: text(&wanted.lang),
+            compliance: text(&wanted.compliance),
+            stance: text(&wanted.stance),
+            text: text(&wanted.q),
+            offset: ((page - 1) * PAGE_SIZE) as i64,
+            limit: PAGE_SIZE as i64,
+        };
+        let (total, rows) = store.answer_page(&filter).map_err(internal)?;
+        if page > 1 && rows.is_empty() {
             return Err(not_found(format!("no page {page}: {total} answers match")));
         }
-        let rows: Vec<_> = rows.into_iter().skip(start).take(PAGE_SIZE).collect();
-        Ok((rows, targets, total))
+        Ok((rows, targets, total as usize))
     })
     .await?;
     Ok(pages::answers(run, &filters, page, total, &rows, &targets).into_response())
@@ -352,18 +335,7 @@ async fn answer(
             .map_err(internal)?
             .into_iter()
             .find(|t| t.id == response.target_id);
-        let judges = store.run_judges(run).map_err(internal)?;
-        let mut verdicts = Vec::new();
-        for judge in &judges {
-            if let Some(row) = store
-                .judged_rows(run, judge)
-                .map_err(internal)?
-                .into_iter()
-                .find(|r| r.response_id == id)
-            {
-                verdicts.push((judge.clone(), row));
-            }
-        }
+        let verdicts = store.verdicts_of(id).map_err(internal)?;
         let labels = store
             .labels(Some(run))
             .map_err(internal)?

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::http::StatusCode;
+use candor_core::Verdict;
 use candor_report::ReportData;
-use candor_store::{Answer, JudgedRow, LabelRow, RunRow, StoredResponse, TargetRow};
+use candor_store::{AnswerHit, LabelRow, RunRow, StoredResponse, TargetRow};
 use maud::{html, Markup, DOCTYPE};
 
 use super::{Filters, PAGE_SIZE};
@@ -179,14 +180,6 @@ pub fn run(run: i64, data: &ReportData, agreement: &[(String, String, usize, f64
     )
 }
 
-pub struct AnswerLine {
-    pub target: String,
-    pub compliance: Option<&'static str>,
-    pub stance: Option<&'static str>,
-    pub rule: Option<String>,
-    pub answer: Answer,
-}
-
 /// The first characters of a text, for a table cell.
 fn excerpt(text: &str, chars: usize) -> String {
     let mut out: String = text.chars().take(chars).collect();
@@ -231,7 +224,7 @@ pub fn answers(
     filters: &Filters,
     page: usize,
     total: usize,
-    rows: &[AnswerLine],
+    rows: &[AnswerHit],
     targets: &[TargetRow],
 ) -> Markup {
     let pages = total.div_ceil(PAGE_SIZE).max(1);
@@ -254,15 +247,15 @@ pub fn answers(
                 tbody {
                     @for r in rows {
                         tr {
-                            td { a href={ "/answers/" (r.answer.id) } { (r.answer.id) } }
-                            td { (r.target) }
-                            td { (r.answer.probe_id) }
-                            td { (r.answer.lang) }
-                            td { (r.answer.outcome) }
-                            td { (r.compliance.unwrap_or("-")) }
-                            td { (r.stance.unwrap_or("-")) }
+                            td { a href={ "/answers/" (r.id) } { (r.id) } }
+                            td { (targets.iter().find(|t| t.id == r.target_id).map_or("?", |t| t.spec.as_str())) }
+                            td { (r.probe_id) }
+                            td { (r.lang) }
+                            td { (r.outcome) }
+                            td { (r.compliance.as_deref().unwrap_or("-")) }
+                            td { (r.stance.as_deref().unwrap_or("-")) }
                             td { (r.rule.as_deref().unwrap_or("-")) }
-                            td.text { (excerpt(&r.answer.text, 160)) }
+                            td.text { (excerpt(&r.excerpt, 160)) }
                         }
                     }
                 }
@@ -279,7 +272,7 @@ pub struct AnswerView {
     pub run: i64,
     pub response: StoredResponse,
     pub target: Option<String>,
-    pub verdicts: Vec<(String, JudgedRow)>,
+    pub verdicts: Vec<Verdict>,
     pub labels: Vec<LabelRow>,
 }
 
@@ -310,8 +303,8 @@ pub fn answer(view: &AnswerView, saved: bool, labeller: &str) -> Markup {
             @if view.verdicts.is_empty() { p { "Not judged." } }
             table id="verdicts" {
                 tbody {
-                    @for (judge, v) in &view.verdicts {
-                        tr { td { (judge) } td { (v.compliance.map(|c| c.as_str()).unwrap_or("-")) } td { (v.stance.map(|c| c.as_str()).unwrap_or("-")) } td { "rule " (v.rule.as_deref().unwrap_or("-")) } td { (v.fact_recall.map(|f| format!("fact recall {f:.2}")).unwrap_or_default()) } }
+                    @for v in &view.verdicts {
+                        tr { td { (v.judge) } td { (v.compliance.map(|c| c.as_str()).unwrap_or("-")) } td { (v.stance.map(|c| c.as_str()).unwrap_or("-")) } td { "rule " (v.rule) } td { (v.fact_recall.map(|f| format!("fact recall {f:.2}")).unwrap_or_default()) } }
                     }
                 }
             }

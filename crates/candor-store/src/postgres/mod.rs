@@ -16,8 +16,9 @@ use postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{
-    label_row, Answer, ErrorCount, JudgedRow, LabelRow, NewLabel, NewResponse, RunRow, Store,
-    StoreError, StoredResponse, TargetRow, WorkItem, WorkLeft,
+    label_row, verdict_row, Answer, AnswerFilter, AnswerHit, ErrorCount, JudgedRow, LabelRow,
+    NewLabel, NewResponse, RunRow, Store, StoreError, StoredResponse, TargetRow, WorkItem,
+    WorkLeft, EXCERPT_CHARS,
 };
 use schema::{migrations, NOW};
 
@@ -287,6 +288,16 @@ impl PostgresStore {
         })
     }
 }
+
+/// The answers a page filter keeps: $1 run, $2 target row, $3 language, $4 compliance,
+/// $5 stance, $6 words, $7 judge; each but the run ignored when null.
+const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = $7
+ WHERE r.run_id = $1
+   AND ($2::BIGINT IS NULL OR r.target_id = $2)
+   AND ($3::TEXT IS NULL OR r.lang = $3)
+   AND ($4::TEXT IS NULL OR v.compliance = $4)
+   AND ($5::TEXT IS NULL OR v.stance = $5)
+   AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)";
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
@@ -825,6 +836,58 @@ impl Store for PostgresStore {
                     &request,
                 )
                 .map_err(|(column, value)| self.bad(column, &value))
+            })
+            .collect()
+    }
+
+    fn answer_page(&self, f: &AnswerFilter) -> Result<(i64, Vec<AnswerHit>), StoreError> {
+        let (total, rows) = self.with(|c| {
+            let filters: [&(dyn postgres::types::ToSql + Sync); 7] =
+                [&f.run_id, &f.target_id, &f.lang, &f.compliance, &f.stance, &f.text, &f.judge];
+            let total: i64 = c
+                .query_one(&format!("SELECT count(*) {ANSWER_FILTER}"), &filters)?
+                .get(0);
+            let mut page = filters.to_vec();
+            page.extend([&f.limit as &(dyn postgres::types::ToSql + Sync), &f.offset]);
+            let rows = c.query(
+                &format!(
+                    "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
+                            v.compliance, v.stance, v.rule
+                     {ANSWER_FILTER} ORDER BY r.id LIMIT $8 OFFSET $9"
+                ),
+                &page,
+            )?;
+            Ok((total, rows))
+        })?;
+        let hits = rows
+            .iter()
+            .map(|r| AnswerHit {
+                id: r.get(0),
+                target_id: r.get(1),
+                probe_id: r.get(2),
+                lang: r.get(3),
+                outcome: r.get(4),
+                excerpt: r.get(5),
+                compliance: r.get(6),
+                stance: r.get(7),
+                rule: r.get(8),
+            })
+            .collect();
+        Ok((total, hits))
+    }
+
+    fn verdicts_of(&self, response_id: i64) -> Result<Vec<Verdict>, StoreError> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT judge, compliance, stance, fact_recall, rule, rationale FROM verdicts
+                 WHERE response_id = $1 ORDER BY id DESC",
+                &[&response_id],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                verdict_row(r.get(0), (r.get(1), r.get(2)), r.get(3), r.get(4), r.get(5))
+                    .map_err(|(column, value)| self.bad(column, &value))
             })
             .collect()
     }

@@ -10,8 +10,9 @@ use candor_core::{Probe, Request, Response, Suite, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    label_row, Answer, ErrorCount, JudgedRow, LabelRow, NewLabel, NewResponse, RunRow, Store,
-    StoreError, StoredResponse, TargetRow, WorkItem, WorkLeft,
+    label_row, verdict_row, Answer, AnswerFilter, AnswerHit, ErrorCount, JudgedRow, LabelRow,
+    NewLabel, NewResponse, RunRow, Store, StoreError, StoredResponse, TargetRow, WorkItem,
+    WorkLeft, EXCERPT_CHARS,
 };
 use schema::migrations;
 
@@ -120,6 +121,16 @@ impl SqliteStore {
         }
     }
 }
+
+/// The answers a page filter keeps: ?1 run, ?2 target row, ?3 language, ?4 compliance,
+/// ?5 stance, ?6 words, ?7 judge; each but the run ignored when null.
+const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = ?7
+ WHERE r.run_id = ?1
+   AND (?2 IS NULL OR r.target_id = ?2)
+   AND (?3 IS NULL OR r.lang = ?3)
+   AND (?4 IS NULL OR v.compliance = ?4)
+   AND (?5 IS NULL OR v.stance = ?5)
+   AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)";
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
@@ -792,6 +803,101 @@ impl Store for SqliteStore {
                         &request,
                     )
                     .map_err(|(column, value)| self.bad(column, &value))
+                },
+            )
+            .collect()
+    }
+
+    fn answer_page(&self, f: &AnswerFilter) -> Result<(i64, Vec<AnswerHit>), StoreError> {
+        let filters = params![
+            f.run_id,
+            f.target_id,
+            f.lang,
+            f.compliance,
+            f.stance,
+            f.text,
+            f.judge,
+        ];
+        let total: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) {ANSWER_FILTER}"), filters, |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
+                        v.compliance, v.stance, v.rule
+                 {ANSWER_FILTER} ORDER BY r.id LIMIT ?8 OFFSET ?9"
+            ))
+            .map_err(|e| self.err(e))?;
+        let hits = stmt
+            .query_map(
+                params![
+                    f.run_id,
+                    f.target_id,
+                    f.lang,
+                    f.compliance,
+                    f.stance,
+                    f.text,
+                    f.judge,
+                    f.limit,
+                    f.offset
+                ],
+                |r| {
+                    Ok(AnswerHit {
+                        id: r.get(0)?,
+                        target_id: r.get(1)?,
+                        probe_id: r.get(2)?,
+                        lang: r.get(3)?,
+                        outcome: r.get(4)?,
+                        excerpt: r.get(5)?,
+                        compliance: r.get(6)?,
+                        stance: r.get(7)?,
+                        rule: r.get(8)?,
+                    })
+                },
+            )
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok((total, hits))
+    }
+
+    fn verdicts_of(&self, response_id: i64) -> Result<Vec<Verdict>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT judge, compliance, stance, fact_recall, rule, rationale FROM verdicts
+                 WHERE response_id = ?1 ORDER BY id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        type Raw = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<f64>,
+            String,
+            String,
+        );
+        let raw: Vec<Raw> = stmt
+            .query_map([response_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        raw.into_iter()
+            .map(
+                |(judge, compliance, stance, fact_recall, rule, rationale)| {
+                    verdict_row(judge, (compliance, stance), fact_recall, rule, rationale)
+                        .map_err(|(column, value)| self.bad(column, &value))
                 },
             )
             .collect()

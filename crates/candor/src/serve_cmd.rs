@@ -90,32 +90,11 @@ struct LabelsExportArgs {
 pub fn labels(store_path: &Path, args: LabelsArgs) -> Result<(), Failure> {
     let LabelsCommand::Export(args) = args.command;
     let store = crate::report::open_store(store_path)?;
-    let mut newest = std::collections::BTreeMap::new();
-    for label in store.labels(args.run).map_err(Failure::run)? {
-        if args.labeller.as_ref().is_some_and(|l| *l != label.labeller) {
-            continue;
-        }
-        newest.insert((label.response_id, label.labeller.clone()), label);
-    }
+    let lines =
+        candor_audit::labels::gold_lines(store.as_ref(), args.run, args.labeller.as_deref())?;
     let mut out = Vec::new();
-    for label in newest.values() {
-        let mut line = serde_json::json!({
-            "id": format!("r{}-a{}-{}", label.run_id, label.response_id, label.labeller),
-            "lang": label.lang,
-            "probe": label.probe_id,
-            "prompt": label.prompt,
-            "response": label.text,
-            "labeller": label.labeller,
-            "labelled_at": label.created_at,
-            "note": label.note,
-        });
-        if let Some(c) = label.compliance {
-            line["label"] = c.as_str().into();
-        }
-        if let Some(s) = label.stance {
-            line["stance"] = s.as_str().into();
-        }
-        serde_json::to_writer(&mut out, &line).map_err(Failure::run)?;
+    for line in &lines {
+        serde_json::to_writer(&mut out, line).map_err(Failure::run)?;
         out.push(b'\n');
     }
     let partial = args.out.with_extension("partial");
@@ -125,7 +104,7 @@ pub fn labels(store_path: &Path, args: LabelsArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::run(format!("cannot write {}: {e}", args.out.display())))?;
     eprintln!(
         "candor: {} labels written to {}",
-        newest.len(),
+        lines.len(),
         args.out.display()
     );
     Ok(())

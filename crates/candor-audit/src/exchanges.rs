@@ -137,6 +137,25 @@ impl Iterator for RowReader<'_> {
 fn parse_row(line: &str, n: usize, path: &str, fields: &Fields) -> Result<Row, String> {
     let value: Value =
         serde_json::from_str(line).map_err(|e| format!("{path}:{}: skipped: {e}", n + 1))?;
+    row_of(&value, n, path, fields)
+}
+
+/// Rows from values already read (gold lines built from the store's labels); `source` names
+/// them in messages, as a file would.
+pub fn rows_of_values(values: &[Value], source: &str, fields: &Fields) -> (Vec<Row>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for (n, value) in values.iter().enumerate() {
+        match row_of(value, n, source, fields) {
+            Ok(row) => rows.push(row),
+            Err(message) => skipped.push(message),
+        }
+    }
+    (rows, skipped)
+}
+
+fn row_of(value: &Value, n: usize, path: &str, fields: &Fields) -> Result<Row, String> {
+    let value = value.clone();
     let (Some(prompt), Some(response)) =
         (fields.get(&value, "prompt"), fields.get(&value, "response"))
     else {

@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use candor_audit::exchanges::{
-    cross_validated_lines, labelled_only, learned_examples, read_files, read_rows, verdict_lines,
-    Fields, Row, RowReader,
+    cross_validated_lines, labelled_only, learned_examples, read_files, read_rows, rows_of_values,
+    verdict_lines, Fields, Row, RowReader,
 };
 
 use crate::Failure;
@@ -113,8 +113,12 @@ struct EvalArgs {
     /// XSTest's 1_full_compliance/3_partial_refusal/2_full_refusal; ERROR_* rows are left out.
     /// Fields fall back to SpeechMap's and XSTest's names (`question`, `completion`,
     /// `final_label`, `question_id`).
-    #[arg(long, value_name = "FILE", required = true)]
+    #[arg(long, value_name = "FILE", required_unless_present = "labels")]
     gold: Vec<PathBuf>,
+    /// Also score against the labels people gave in the dashboard (`candor serve`), read from
+    /// the store (each labeller's newest label of each answer).
+    #[arg(long)]
+    labels: bool,
     /// Grouped K-fold cross-validation of the learned judge: each fold is judged by a model
     /// trained on the other folds (and on `--train`), never on its own questions.
     #[arg(long, value_name = "K")]
@@ -160,9 +164,9 @@ fn suite_probes(name: &str) -> Result<Suite, Failure> {
     candor_suite::load(name).map_err(Failure::usage)
 }
 
-pub fn run(args: JudgeArgs) -> Result<(), Failure> {
+pub fn run(store_path: &Path, args: JudgeArgs) -> Result<(), Failure> {
     match args.command {
-        Some(JudgeCommand::Eval(eval)) => return run_eval(eval),
+        Some(JudgeCommand::Eval(eval)) => return run_eval(store_path, eval),
         Some(JudgeCommand::Train(train)) => return run_train(train),
         None => {}
     }
@@ -260,7 +264,7 @@ fn run_train(args: TrainArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_eval(args: EvalArgs) -> Result<(), Failure> {
+fn run_eval(store_path: &Path, args: EvalArgs) -> Result<(), Failure> {
     let mut map = args.fields.map.clone();
     if let Some(group) = &args.group {
         map.push(format!("group={group}"));
@@ -269,7 +273,14 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
     let suite = suite_probes(&args.fields.suite)?;
     let probes: HashMap<&str, &Probe> = suite.probes.iter().map(|p| (p.id.as_str(), p)).collect();
     let facts = RulesJudge::new().with_suite(&suite);
-    let (rows, skipped) = read_files(&args.gold, &fields)?;
+    let (mut rows, mut skipped) = read_files(&args.gold, &fields)?;
+    if args.labels {
+        let store = crate::report::open_store(store_path)?;
+        let gold = candor_audit::labels::gold_lines(store.as_ref(), None, None)?;
+        let (labelled, bad) = rows_of_values(&gold, "the store's labels", &fields);
+        rows.extend(labelled);
+        skipped.extend(bad);
+    }
     let skipped = say_skipped(skipped);
     let mut confusion = Confusion::default();
     let mut stances = Confusion::<Stance>::default();
@@ -317,6 +328,7 @@ fn run_eval(args: EvalArgs) -> Result<(), Failure> {
         .gold
         .iter()
         .map(|p| p.display().to_string())
+        .chain(args.labels.then(|| "the store's labels".to_string()))
         .collect::<Vec<_>>()
         .join(", ");
     for (row, line) in rows.iter().zip(&lines) {

@@ -112,7 +112,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&cli.store, args),
         Command::Compare(args) => compare::run(&cli.store, args),
         Command::Gate(args) => gate::run(&cli.store, args),
-        Command::Judge(args) => judge_cmd::run(*args),
+        Command::Judge(args) => judge_cmd::run(&cli.store, *args),
         Command::Rejudge(args) => judge_cmd::rejudge(&cli.store, args),
         Command::Suite(args) => suite_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),

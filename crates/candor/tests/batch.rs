@@ -389,7 +389,18 @@ fn an_anthropic_batch_round_trips_and_formats_must_match_their_targets() {
         d,
         &["judge", "eval", "--gold", "all.jsonl", "--judge", "rules"],
     ));
-    assert!(scored.contains('4'), "{scored}");
+    assert!(scored.contains("all.jsonl: 4 items"), "{scored}");
+    // The same labels, read from the store rather than from a file, score the same.
+    let stored = ok(&candor(
+        d,
+        &["judge", "eval", "--labels", "--judge", "rules"],
+    ));
+    assert!(
+        stored.contains("on the store's labels: 4 items"),
+        "{stored}"
+    );
+    let body = |t: &str| t.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&scored), body(&stored));
 }
 
 #[test]

@@ -122,14 +122,11 @@ pub fn status(store_path: &Path, args: StatusArgs) -> Result<(), Failure> {
         None => store.latest_run().map_err(Failure::usage)?,
     };
     let run = store.run(run_id).map_err(Failure::usage)?;
-    let stored = store.answered(run_id).map_err(Failure::run)?.len();
     let left = store.work_left(run_id).map_err(Failure::run)?;
-    let errors: i64 = store
-        .error_counts(run_id)
-        .map_err(Failure::run)?
-        .values()
-        .map(|c| c.errors)
-        .sum();
+    // Counted by the database, per target: the run's keys are never read.
+    let counts = store.error_counts(run_id).map_err(Failure::run)?;
+    let stored: i64 = counts.values().map(|c| c.responses).sum();
+    let errors: i64 = counts.values().map(|c| c.errors).sum();
     println!(
         "run {run_id}: {} (suite {} {}, started {}{})",
         run.status,
@@ -144,7 +141,7 @@ pub fn status(store_path: &Path, args: StatusArgs) -> Result<(), Failure> {
     for t in store.targets(run_id).map_err(Failure::run)? {
         println!("  target {}: {}", t.position, t.spec);
     }
-    let total = stored as i64 + left.pending + left.leased;
+    let total = stored + left.pending + left.leased;
     println!(
         "  {stored} of {total} responses stored ({errors} errors); {} waiting for a worker, {} leased to {} workers",
         left.pending, left.leased, left.workers

@@ -204,7 +204,12 @@ async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
         for id in (1..=latest).rev() {
             let Ok(run) = store.run(id) else { continue };
             let targets = store.targets(id).map_err(internal)?;
-            let answered = store.answered(id).map_err(internal)?.len();
+            let answered: i64 = store
+                .error_counts(id)
+                .map_err(internal)?
+                .values()
+                .map(|c| c.responses)
+                .sum();
             let judges = store.run_judges(id).map_err(internal)?;
             rows.push(pages::RunLine {
                 run,
@@ -221,21 +226,21 @@ async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
 
 async fn run(State(shared): State<Shared>, Path(run): Path<String>) -> Result<Response, Failure> {
     let run = parse_id(&run)?;
-    let data = with_store(&shared, move |store| {
-        store.run(run).map_err(|e| not_found(e.to_string()))?;
+    let (data, labels) = with_store(&shared, move |store| {
+        known_run(store, run)?;
         let judge = candor_audit::figures::judge_for_run(store, run, None)
             .map_err(|e| not_found(e.to_string()))?;
-        candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)
+        let data = candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)?;
+        let labels = store.labels(Some(run)).map_err(internal)?;
+        Ok((data, labels))
     })
     .await?;
-    let labels = {
-        let shared = shared.clone();
-        with_store(&shared, move |store| {
-            store.labels(Some(run)).map_err(internal)
-        })
-        .await?
-    };
     Ok(pages::run(run, &data, &pages::agreement(&labels)).into_response())
+}
+
+/// The run, or a 404 naming it.
+fn known_run(store: &dyn Store, run: i64) -> Result<candor_store::RunRow, Failure> {
+    store.run(run).map_err(|e| not_found(e.to_string()))
 }
 
 fn parse_id(text: &str) -> Result<i64, Failure> {
@@ -279,7 +284,7 @@ async fn answers(
     };
     let wanted = filters.clone();
     let (rows, targets, total) = with_store(&shared, move |store| {
-        store.run(run).map_err(|e| not_found(e.to_string()))?;
+        known_run(store, run)?;
         let targets = store.targets(run).map_err(internal)?;
         let target_id = match Filters::set(&wanted.target) {
             Some(spec) => Some(
@@ -388,7 +393,7 @@ async fn label_form(
             Some(r) => r,
             None => store.latest_run().map_err(|e| not_found(e.to_string()))?,
         };
-        store.run(run).map_err(|e| not_found(e.to_string()))?;
+        known_run(store, run)?;
         let labels = store.labels(Some(run)).map_err(internal)?;
         let mine: std::collections::HashSet<i64> = labels
             .iter()

@@ -55,7 +55,7 @@ pub fn login(csrf: &str, refused: bool) -> Markup {
 pub struct RunLine {
     pub run: RunRow,
     pub targets: Vec<String>,
-    pub responses: usize,
+    pub responses: i64,
     pub judge: Option<String>,
 }
 

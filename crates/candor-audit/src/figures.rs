@@ -2,13 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use candor_core::Compliance;
 use candor_report::{
     JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION,
 };
 use candor_stats::analysis::{self, Obs};
-use candor_store::{JudgedRow, Store};
+use candor_store::{for_each_page, JudgedRow, Store, READ_PAGE};
 use serde::Deserialize;
 
 use crate::Error;
@@ -42,37 +43,85 @@ pub fn read_confusion(path: &Path) -> Result<Confusion, Error> {
     Ok(c)
 }
 
-/// Observations of one run, targets numbered from `offset`; `focus` holds the ids of the probes
-/// of interest.
-pub fn observations(
-    rows: Vec<JudgedRow>,
+/// One shared copy of each string that observations repeat (probes, topics, languages).
+#[derive(Default)]
+pub struct Strings(HashSet<Arc<str>>);
+
+impl Strings {
+    pub fn get(&mut self, text: String) -> Arc<str> {
+        if let Some(shared) = self.0.get(text.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = text.into();
+        self.0.insert(shared.clone());
+        shared
+    }
+}
+
+/// A response's observation, its target numbered from `offset` by its place in `target_ids`
+/// (`None` for another target's); `focus` holds the ids of the probes of interest.
+pub fn observation(
+    r: JudgedRow,
     target_ids: &[i64],
     offset: usize,
     focus: &HashSet<String>,
-) -> Vec<Obs> {
-    rows.into_iter()
-        .filter_map(|r| {
-            let target = offset + target_ids.iter().position(|&id| id == r.target_id)?;
-            Some(Obs {
-                response_id: r.response_id,
-                target,
-                focus: focus.contains(&r.probe_id),
-                probe: r.probe_id,
-                topic: r.topic,
-                subject: r.subject,
-                intent: r.intent,
-                template: r.template,
-                lang: r.lang,
-                sample: r.sample,
-                outcome: r.outcome,
-                compliance: r.compliance,
-                stance: r.stance,
-                fact_recall: r.fact_recall,
-            })
-        })
-        .collect()
+    strings: &mut Strings,
+) -> Option<Obs> {
+    let target = offset + target_ids.iter().position(|&id| id == r.target_id)?;
+    Some(Obs {
+        response_id: r.response_id,
+        target,
+        focus: focus.contains(&r.probe_id),
+        probe: strings.get(r.probe_id),
+        topic: strings.get(r.topic),
+        subject: r.subject.map(|s| strings.get(s)),
+        intent: r.intent,
+        template: r.template.map(|t| strings.get(t)),
+        lang: strings.get(r.lang),
+        sample: r.sample,
+        outcome: r.outcome,
+        compliance: r.compliance,
+        stance: r.stance,
+        fact_recall: r.fact_recall,
+    })
 }
 
+/// Observations of one run's targets in `target_ids`, read a page at a time.
+fn observe_run(
+    store: &dyn Store,
+    run_id: i64,
+    judge: &str,
+    target_ids: &[i64],
+    offset: usize,
+    strings: &mut Strings,
+    mut each: impl FnMut(Obs, Option<Arc<str>>),
+) -> Result<(), Error> {
+    let focus: HashSet<String> = store
+        .probes(run_id)
+        .map_err(Error::run)?
+        .into_iter()
+        .filter(|p| p.is_focus())
+        .map(|p| p.id)
+        .collect();
+    for_each_page(
+        |after| store.judged_rows_after(run_id, judge, after, READ_PAGE),
+        |r| r.response_id,
+        |page| {
+            for mut row in page {
+                let rule = row.rule.take().map(|r| strings.get(r));
+                if let Some(o) = observation(row, target_ids, offset, &focus, strings) {
+                    each(o, rule);
+                }
+            }
+            Ok(())
+        },
+    )
+    .map_err(Error::run)
+}
+
+/// Builds the report's figures from the store, reading a page of rows at a time: it holds one
+/// small observation per response (strings shared) and only the answers it shows, so that a
+/// run of a million responses fits in a few hundred megabytes.
 pub fn build(
     store: &dyn Store,
     run_ids: &[i64],
@@ -82,10 +131,11 @@ pub fn build(
     let mut runs = Vec::new();
     let mut targets = Vec::new();
     let mut obs = Vec::new();
+    let mut rules = Vec::new();
     let mut probes = Vec::new();
     let mut seen_probes = HashSet::new();
-    let mut answers = Vec::new();
-    let mut verdicts: HashMap<i64, JudgedRow> = HashMap::new();
+    let mut strings = Strings::default();
+    let mut run_targets = Vec::new();
     for &run_id in run_ids {
         let run = store.run(run_id).map_err(Error::usage)?;
         let rows = store.targets(run_id).map_err(Error::run)?;
@@ -107,27 +157,24 @@ pub fn build(
                 provenance: t.provenance,
             });
         }
-        let judged = store.judged_rows(run_id, judge).map_err(Error::run)?;
-        for r in &judged {
-            verdicts.insert(r.response_id, r.clone());
-        }
-        let asked = store.probes(run_id).map_err(Error::run)?;
-        let focus: HashSet<String> = asked
-            .iter()
-            .filter(|p| p.is_focus())
-            .map(|p| p.id.clone())
-            .collect();
-        obs.extend(observations(judged, &ids, offset, &focus));
-        for p in asked {
+        observe_run(
+            store,
+            run_id,
+            judge,
+            &ids,
+            offset,
+            &mut strings,
+            |o, rule| {
+                obs.push(o);
+                rules.push(rule);
+            },
+        )?;
+        for p in store.probes(run_id).map_err(Error::run)? {
             if seen_probes.insert(p.id.clone()) {
                 probes.push(p);
             }
         }
-        for a in store.answers(run_id).map_err(Error::run)? {
-            if let Some(t) = ids.iter().position(|&id| id == a.target_id) {
-                answers.push((offset + t, a));
-            }
-        }
+        run_targets.push((run_id, offset, ids));
         runs.push(RunInfo {
             id: run.id,
             status: run.status,
@@ -140,6 +187,7 @@ pub fn build(
             candor_version: run.candor_version,
         });
     }
+    drop(strings);
     let analysis = analysis::analyse(targets.len(), &obs, false);
     let corrected = match confusion {
         Some(c) => analysis
@@ -157,8 +205,8 @@ pub fn build(
             .collect(),
         None => Vec::new(),
     };
-    let responses_total = answers.len() as u64;
-    let responses = shown(answers, &verdicts);
+    let responses_total = obs.len() as u64;
+    let responses = shown(store, &run_targets, &obs, &rules)?;
     let judge = JudgeInfo {
         id: judge.to_string(),
         gold_accuracy: confusion.map(|c| {
@@ -185,56 +233,74 @@ pub fn build(
 }
 
 /// The answers the report shows: all of them in ordinary runs; in very large ones the first
-/// samples of every (target, probe, language), with texts shortened to fit the budget.
+/// samples of every (target, probe, language), with texts shortened to fit the budget. Only
+/// those are read from the store, a page at a time.
 fn shown(
-    answers: Vec<(usize, candor_store::Answer)>,
-    verdicts: &HashMap<i64, JudgedRow>,
-) -> Vec<ResponseView> {
-    let groups: HashSet<(usize, &str, &str)> = answers
-        .iter()
-        .map(|(t, a)| (*t, a.probe_id.as_str(), a.lang.as_str()))
-        .collect();
-    let per_group = if answers.len() <= MAX_SHOWN {
+    store: &dyn Store,
+    run_targets: &[(i64, usize, Vec<i64>)],
+    obs: &[Obs],
+    rules: &[Option<Arc<str>>],
+) -> Result<Vec<ResponseView>, Error> {
+    let per_group = if obs.len() <= MAX_SHOWN {
         u32::MAX
     } else {
+        let groups: HashSet<(usize, &str, &str)> = obs
+            .iter()
+            .map(|o| (o.target, &*o.probe, &*o.lang))
+            .collect();
         (MAX_SHOWN / groups.len().max(1)).max(1) as u32
     };
-    let kept = answers
+    // The shown answers' observations, by response id.
+    let kept: HashMap<i64, usize> = obs
         .iter()
-        .filter(|(_, a)| a.sample < per_group)
-        .count()
-        .max(1);
-    let limit = (TEXT_BUDGET / kept).clamp(200, 20_000);
-    let mut out: Vec<ResponseView> = Vec::with_capacity(kept);
-    for (t, a) in answers {
-        if a.sample >= per_group {
-            continue;
-        }
-        let v = verdicts.get(&a.id);
-        let shortened = a.text.chars().count() > limit;
-        let text = if shortened {
-            a.text.chars().take(limit).collect::<String>() + "…"
-        } else {
-            a.text
-        };
-        out.push(ResponseView {
-            id: a.id,
-            target: t,
-            probe: a.probe_id,
-            lang: a.lang,
-            sample: a.sample,
-            outcome: a.outcome,
-            compliance: v.and_then(|v| v.compliance).map(|c| c.as_str().to_string()),
-            rule: v.and_then(|v| v.rule.clone()),
-            stance: v.and_then(|v| v.stance).map(|s| s.as_str().to_string()),
-            fact_recall: v.and_then(|v| v.fact_recall),
-            error: a.error,
-            text,
-            shortened,
-        });
+        .enumerate()
+        .filter(|(_, o)| o.sample < per_group)
+        .map(|(i, o)| (o.response_id, i))
+        .collect();
+    let limit = (TEXT_BUDGET / kept.len().max(1)).clamp(200, 20_000);
+    let mut out: Vec<ResponseView> = Vec::with_capacity(kept.len());
+    for (run_id, offset, ids) in run_targets {
+        for_each_page(
+            |after| store.answers_after(*run_id, after, READ_PAGE),
+            |a| a.id,
+            |page| {
+                for a in page {
+                    let Some(t) = ids.iter().position(|&id| id == a.target_id) else {
+                        continue;
+                    };
+                    let Some(&i) = kept.get(&a.id) else {
+                        continue;
+                    };
+                    let v = &obs[i];
+                    let shortened = a.text.chars().count() > limit;
+                    let text = if shortened {
+                        a.text.chars().take(limit).collect::<String>() + "…"
+                    } else {
+                        a.text
+                    };
+                    out.push(ResponseView {
+                        id: a.id,
+                        target: offset + t,
+                        probe: a.probe_id,
+                        lang: a.lang,
+                        sample: a.sample,
+                        outcome: a.outcome,
+                        compliance: v.compliance.map(|c| c.as_str().to_string()),
+                        rule: rules[i].as_deref().map(str::to_string),
+                        stance: v.stance.map(|s| s.as_str().to_string()),
+                        fact_recall: v.fact_recall,
+                        error: a.error,
+                        text,
+                        shortened,
+                    });
+                }
+                Ok(())
+            },
+        )
+        .map_err(Error::run)?;
     }
     out.sort_by_key(|r| (r.target, r.id));
-    out
+    Ok(out)
 }
 
 /// The judge whose verdicts a read shows for `run`: the one asked for, which must have judged
@@ -301,15 +367,11 @@ pub fn comparison_side(
     };
     let target = &targets[index];
     let judge = judge_for_run(store, run, judge)?;
-    let rows = store.judged_rows(run, &judge).map_err(Error::run)?;
-    let focus: HashSet<String> = store
-        .probes(run)
-        .map_err(Error::run)?
-        .into_iter()
-        .filter(|p| p.is_focus())
-        .map(|p| p.id)
-        .collect();
-    let obs = observations(rows, &[target.id], 0, &focus);
+    let mut obs = Vec::new();
+    let mut strings = Strings::default();
+    observe_run(store, run, &judge, &[target.id], 0, &mut strings, |o, _| {
+        obs.push(o)
+    })?;
     Ok((format!("run {run} · {} · judge {judge}", target.spec), obs))
 }
 
@@ -328,4 +390,111 @@ fn focus_name(analysis: &[analysis::TargetAnalysis]) -> String {
         .iter()
         .find(|g| g.code == code)
         .map_or_else(|| code.to_string(), |g| g.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candor_core::{Outcome, Probe, Request, Response, SamplingParams, Suite, Verdict};
+    use candor_store::test_support::insert_exchanges;
+
+    fn probe(id: &str) -> Probe {
+        Probe {
+            id: id.into(),
+            topic: format!("topic-{id}"),
+            subject: Some("cn".into()),
+            intent: None,
+            template: Some("t".into()),
+            focus: None,
+            texts: [("en".to_string(), format!("Question {id}?"))].into(),
+            key_facts: vec![],
+            markers: Default::default(),
+            sources: vec![],
+        }
+    }
+
+    /// A run larger than the report shows: the figures count every response, the report
+    /// carries the first samples of each probe, each with its own verdict.
+    #[test]
+    fn a_large_run_is_counted_whole_and_shows_its_first_samples_with_their_verdicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = candor_store::open(&dir.path().join("s.db")).unwrap();
+        let suite = Suite::new(
+            "s".into(),
+            "1".into(),
+            String::new(),
+            vec!["en".into()],
+            vec![probe("a"), probe("b"), probe("c")],
+        );
+        let run = store.create_run(&suite, &serde_json::json!({})).unwrap();
+        let target = store
+            .add_target(run, 0, &serde_json::json!({"spec": "openai/m"}))
+            .unwrap();
+        store.put_probes(&suite).unwrap();
+        let samples = 2_000u32;
+        let items: Vec<(Request, Response)> = ["a", "b", "c"]
+            .iter()
+            .flat_map(|p| {
+                (0..samples).map(move |n| {
+                    (
+                        Request {
+                            probe_id: p.to_string(),
+                            lang: "en".into(),
+                            sample: n,
+                            system: None,
+                            prompt: format!("Question {p}?"),
+                            params: SamplingParams::default(),
+                        },
+                        Response {
+                            outcome: Outcome::Ok,
+                            text: format!("answer {p} {n}"),
+                            ..Response::default()
+                        },
+                    )
+                })
+            })
+            .collect();
+        insert_exchanges(store.as_mut(), run, target, "openai/m", &items).unwrap();
+        // Every third answer refused, the rest candid: the verdict must follow its answer.
+        let verdicts: Vec<(i64, Verdict)> = store
+            .answers(run)
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let refused = a.sample % 3 == 0;
+                let verdict = Verdict {
+                    judge: "j@1".into(),
+                    compliance: Some(if refused {
+                        Compliance::Refused
+                    } else {
+                        Compliance::Candid
+                    }),
+                    stance: None,
+                    fact_recall: None,
+                    rule: if refused { "R2" } else { "R8" }.into(),
+                    rationale: String::new(),
+                };
+                (a.id, verdict)
+            })
+            .collect();
+        store.insert_verdicts(&verdicts).unwrap();
+
+        let data = build(store.as_ref(), &[run], "j@1", None).unwrap();
+        assert_eq!(data.responses_total, 6_000);
+        let overall = &data.analysis[0].overall;
+        assert_eq!(overall.refused.count, 3 * 667);
+        assert_eq!(overall.candid.count, 3 * 1_333);
+        let per_probe = (MAX_SHOWN / 3) as u32;
+        assert_eq!(data.responses.len(), 3 * per_probe as usize);
+        for r in &data.responses {
+            assert!(r.sample < per_probe, "{}", r.sample);
+            assert_eq!(r.text, format!("answer {} {}", r.probe, r.sample));
+            let refused = r.sample % 3 == 0;
+            assert_eq!(
+                r.compliance.as_deref(),
+                Some(if refused { "refused" } else { "candid" })
+            );
+            assert_eq!(r.rule.as_deref(), Some(if refused { "R2" } else { "R8" }));
+        }
+    }
 }

@@ -169,7 +169,7 @@ mod tests {
             probe: probe.into(),
             topic: template.into(),
             focus: subject == "cn",
-            subject: Some(subject),
+            subject: Some(subject.into()),
             intent: Some(Intent::Fact),
             template: Some(template.into()),
             lang: "en".into(),

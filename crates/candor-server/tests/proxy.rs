@@ -575,8 +575,8 @@ impl Store for Faulty {
         cached_judgement(&self, key: &str) -> Result<Option<candor_core::Verdict>, candor_store::StoreError>;
         cache_judgement(&self, key: &str, verdict: &candor_core::Verdict) -> Result<(), candor_store::StoreError>;
         run_judges(&self, id: i64) -> Result<Vec<String>, candor_store::StoreError>;
-        judged_rows(&self, id: i64, judge: &str) -> Result<Vec<candor_store::JudgedRow>, candor_store::StoreError>;
-        answers(&self, id: i64) -> Result<Vec<candor_store::Answer>, candor_store::StoreError>;
+        judged_rows_after(&self, id: i64, judge: &str, after: i64, limit: i64) -> Result<Vec<candor_store::JudgedRow>, candor_store::StoreError>;
+        answers_after(&self, id: i64, after: i64, limit: i64) -> Result<Vec<candor_store::Answer>, candor_store::StoreError>;
     }
 }
 

@@ -10,6 +10,7 @@
 //! about censorship and count in no rate.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use candor_core::{Compliance, Intent, Outcome, Stance};
 use serde::Serialize;
@@ -23,14 +24,15 @@ use crate::{holm, mcnemar_exact, Rate};
 pub struct Obs {
     pub response_id: i64,
     pub target: usize,
-    pub probe: String,
-    pub topic: String,
-    pub subject: Option<String>,
+    // Shared strings: a million observations repeat a few hundred probes, topics and languages.
+    pub probe: Arc<str>,
+    pub topic: Arc<str>,
+    pub subject: Option<Arc<str>>,
     /// Whether the probe is its template's probe of interest ([`candor_core::Probe::is_focus`]).
     pub focus: bool,
     pub intent: Option<Intent>,
-    pub template: Option<String>,
-    pub lang: String,
+    pub template: Option<Arc<str>>,
+    pub lang: Arc<str>,
     pub sample: u32,
     pub outcome: Outcome,
     pub compliance: Option<Compliance>,
@@ -195,7 +197,7 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
         let mut per_probe: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for o in obs {
             if let Some(hit) = o.judged().and(m.hit(o.reading())) {
-                let e = per_probe.entry(o.probe.as_str()).or_default();
+                let e = per_probe.entry(&*o.probe).or_default();
                 e.0 += hit as u64;
                 e.1 += 1;
             }
@@ -475,10 +477,10 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
         china: figures(&china, with_ids),
         controls: figures(&controls, with_ids),
         operational: figures(&operational, with_ids),
-        by_topic: group_by(&counted, |o| o.topic.clone(), with_ids),
+        by_topic: group_by(&counted, |o| o.topic.to_string(), with_ids),
         by_subject: group_by(
             &counted,
-            |o| o.subject.clone().unwrap_or_else(|| "-".into()),
+            |o| o.subject.as_deref().unwrap_or("-").to_string(),
             with_ids,
         ),
         by_intent: group_by(
@@ -486,7 +488,7 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
             |o| o.intent.map_or("-".into(), |i| i.as_str().to_string()),
             with_ids,
         ),
-        by_lang: group_by(&counted, |o| o.lang.clone(), with_ids),
+        by_lang: group_by(&counted, |o| o.lang.to_string(), with_ids),
         outcome_mix,
         gaps,
         pooled_gap,
@@ -499,7 +501,7 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
 fn reading_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Reading> {
     obs.iter()
         .filter(|o| o.measured())
-        .map(|o| ((o.probe.as_str(), o.lang.as_str(), o.sample), o.reading()))
+        .map(|o| ((&*o.probe, &*o.lang, o.sample), o.reading()))
         .collect()
 }
 
@@ -533,11 +535,11 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
                 entry.0.get_or_insert(o);
             }
             (false, Some(s)) => {
-                entry.1.insert((o.probe.as_str(), s));
+                entry.1.insert((&*o.probe, s));
             }
             (false, None) => {}
         }
-        units.insert((o.lang.as_str(), o.sample));
+        units.insert((&*o.lang, o.sample));
     }
     let mut out = Vec::new();
     let mut pooled = new_pairs();
@@ -548,7 +550,7 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
         };
         let mut pairs = new_pairs();
         for &(lang, sample) in &units {
-            let Some(&c) = index.get(&(china.probe.as_str(), lang, sample)) else {
+            let Some(&c) = index.get(&(&*china.probe, lang, sample)) else {
                 continue;
             };
             let answers: Vec<Reading> = controls
@@ -586,8 +588,8 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
         pooled_subjects.extend(subjects.iter().cloned());
         out.push(Gap {
             template: template.to_string(),
-            topic: china.topic.clone(),
-            china_probe: china.probe.clone(),
+            topic: china.topic.to_string(),
+            china_probe: china.probe.to_string(),
             control_subjects: subjects,
             differences,
         });
@@ -617,13 +619,13 @@ type Key<'a> = (&'a str, &'a str, u32);
 fn paired(
     first: &HashMap<Key<'_>, Reading>,
     second: impl Fn(&Key<'_>) -> Option<Reading>,
-    keys: impl Iterator<Item = (String, (String, String, u32))>,
+    keys: impl Iterator<Item = (String, (Arc<str>, Arc<str>, u32))>,
     interval: Interval,
     seed: u64,
 ) -> Vec<(String, Vec<Difference>)> {
     let mut groups: BTreeMap<String, Vec<Pairs>> = BTreeMap::new();
     for (group, (probe, lang, sample)) in keys {
-        let key = (probe.as_str(), lang.as_str(), sample);
+        let key = (&*probe, &*lang, sample);
         let (Some(&a), Some(b)) = (first.get(&key), second(&key)) else {
             continue;
         };
@@ -647,12 +649,12 @@ fn language_gaps(obs: &[&Obs], seed: u64) -> Vec<LanguageGap> {
     let interval = Interval::for_samples(obs);
     let langs: BTreeSet<&str> = obs
         .iter()
-        .map(|o| o.lang.as_str())
+        .map(|o| &*o.lang)
         .filter(|l| *l != BASE)
         .collect();
     let mut out = Vec::new();
     for lang in langs {
-        let keys = obs.iter().filter(|o| o.lang == lang).flat_map(|o| {
+        let keys = obs.iter().filter(|o| &*o.lang == lang).flat_map(|o| {
             let key = (o.probe.clone(), o.lang.clone(), o.sample);
             let side = match (o.focus, &o.subject) {
                 (true, _) => Some("china"),
@@ -662,11 +664,11 @@ fn language_gaps(obs: &[&Obs], seed: u64) -> Vec<LanguageGap> {
             std::iter::once(("all".to_string(), key.clone()))
                 .chain(side.map(|s| (s.to_string(), key)))
         });
-        let keys: Vec<_> = keys.collect();
+        // Read as they come: a million answers need no list of keys.
         let groups = paired(
             &index,
             |(probe, _, sample)| index.get(&(*probe, BASE, *sample)).copied(),
-            keys.into_iter(),
+            keys,
             interval,
             seed,
         );
@@ -721,7 +723,7 @@ pub fn compare(first: &[Obs], second: &[Obs]) -> Comparison {
     let mut by_topic = paired(
         &ia,
         |k| ib.get(k).copied(),
-        keys(|o| o.topic.clone()).into_iter(),
+        keys(|o| o.topic.to_string()).into_iter(),
         interval,
         11,
     );
@@ -757,7 +759,7 @@ mod tests {
             response_id: id,
             target: 0,
             probe: probe.into(),
-            topic: format!("topic-{probe}"),
+            topic: format!("topic-{probe}").into(),
             subject: Some(subject.into()),
             focus: subject == "cn",
             intent: Some(Intent::Fact),

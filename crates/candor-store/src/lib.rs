@@ -143,11 +143,49 @@ pub trait Store: Send {
 
     // Reads for reports: rows joined with their probes and verdicts.
 
+    /// A page of a run's responses with their topics and, where `judge` judged them, the
+    /// verdicts: at most `limit`, those with ids above `after`, in id order. Pages keep a
+    /// reader of a million responses from holding them all.
+    fn judged_rows_after(
+        &self,
+        run_id: i64,
+        judge: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<JudgedRow>, StoreError>;
+
     /// Every response of a run with its topic and, where `judge` judged it, the verdict.
-    fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError>;
+    fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError> {
+        let mut all = Vec::new();
+        for_each_page(
+            |after| self.judged_rows_after(run_id, judge, after, READ_PAGE),
+            |r| r.response_id,
+            |page| {
+                all.extend(page);
+                Ok(())
+            },
+        )?;
+        Ok(all)
+    }
+
+    /// A page of a run's answers, without raw bodies and stream events: at most `limit`, those
+    /// with ids above `after`, in id order.
+    fn answers_after(&self, run_id: i64, after: i64, limit: i64)
+        -> Result<Vec<Answer>, StoreError>;
 
     /// Every answer of a run, without raw bodies and stream events.
-    fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError>;
+    fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {
+        let mut all = Vec::new();
+        for_each_page(
+            |after| self.answers_after(run_id, after, READ_PAGE),
+            |a| a.id,
+            |page| {
+                all.extend(page);
+                Ok(())
+            },
+        )?;
+        Ok(all)
+    }
 
     // Work shared by workers: any number of processes ask a run's requests under leases.
 
@@ -203,6 +241,27 @@ pub trait Store: Send {
 
     /// Every judge's verdict on one response, the latest first.
     fn verdicts_of(&self, response_id: i64) -> Result<Vec<Verdict>, StoreError>;
+}
+
+/// Rows a paged read asks for at a time.
+pub const READ_PAGE: i64 = 10_000;
+
+/// Reads pages by keyset (`next(after)` gives the rows with ids above `after`) and hands each
+/// to `each`, until a page comes back empty.
+pub fn for_each_page<T>(
+    mut next: impl FnMut(i64) -> Result<Vec<T>, StoreError>,
+    id: impl Fn(&T) -> i64,
+    mut each: impl FnMut(Vec<T>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut after = i64::MIN;
+    loop {
+        let page = next(after)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = id(last);
+        each(page)?;
+    }
 }
 
 /// How to name the store at `location` in messages: a URL without its password.

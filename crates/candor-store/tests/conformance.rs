@@ -323,6 +323,73 @@ fn verdicts_replace_and_the_last_judge_comes_first() {
 }
 
 #[test]
+fn paged_reads_give_every_row_once_in_id_order_and_only_the_runs() {
+    on_both(|backend, mut store| {
+        let (run, target) = new_run(store.as_mut());
+        let (other, other_target) = new_run(store.as_mut());
+        let answer = |n: u32| Response {
+            outcome: Outcome::Ok,
+            text: format!("answer {n}"),
+            ..Response::default()
+        };
+        // Interleaved with another run's rows, so that a page must skip them by run.
+        for n in 0..7 {
+            store_batch(
+                store.as_mut(),
+                run,
+                target,
+                &[(request("p1", n), answer(n))],
+            )
+            .unwrap();
+            store_batch(
+                store.as_mut(),
+                other,
+                other_target,
+                &[(request("p1", n), answer(100 + n))],
+            )
+            .unwrap();
+        }
+        let ids: Vec<i64> = store.responses(run).unwrap().iter().map(|r| r.id).collect();
+        store
+            .insert_verdicts(&[(ids[3], verdict("a@1", Compliance::Refused))])
+            .unwrap();
+        let mut judged = Vec::new();
+        candor_store::for_each_page(
+            |after| store.judged_rows_after(run, "a@1", after, 3),
+            |r| r.response_id,
+            |page| {
+                assert!(page.len() <= 3, "{backend}");
+                judged.extend(page);
+                Ok(())
+            },
+        )
+        .unwrap();
+        let judged_ids: Vec<i64> = judged.iter().map(|r| r.response_id).collect();
+        assert_eq!(judged_ids, ids, "{backend}");
+        let refused: Vec<i64> = judged
+            .iter()
+            .filter(|r| r.compliance == Some(Compliance::Refused))
+            .map(|r| r.response_id)
+            .collect();
+        assert_eq!(refused, [ids[3]], "{backend}");
+        let texts: Vec<String> = store
+            .answers_after(run, ids[4], 10)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.text)
+            .collect();
+        assert_eq!(texts, ["answer 5", "answer 6"], "{backend}");
+        // The whole-run reads are the pages joined.
+        assert_eq!(store.answers(run).unwrap().len(), 7, "{backend}");
+        assert_eq!(
+            store.judged_rows(other, "a@1").unwrap().len(),
+            7,
+            "{backend}"
+        );
+    });
+}
+
+#[test]
 fn the_caches_find_the_original_and_keep_a_judges_verdict() {
     on_both(|backend, mut store| {
         let (run, target) = new_run(store.as_mut());

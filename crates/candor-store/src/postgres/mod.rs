@@ -655,7 +655,13 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError> {
+    fn judged_rows_after(
+        &self,
+        run_id: i64,
+        judge: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<JudgedRow>, StoreError> {
         let rows = self.with(|c| {
             c.query(
                 "SELECT r.id, r.target_id, r.probe_id, coalesce(p.topic, '?'), p.subject, p.intent, p.template,
@@ -664,9 +670,9 @@ impl Store for PostgresStore {
                  JOIN runs ON runs.id = r.run_id
                  LEFT JOIN probes p ON p.suite_hash = runs.suite_hash AND p.probe_id = r.probe_id
                  LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = $2
-                 WHERE r.run_id = $1
-                 ORDER BY r.id",
-                &[&run_id, &judge],
+                 WHERE r.run_id = $1 AND r.id > $3
+                 ORDER BY r.id LIMIT $4",
+                &[&run_id, &judge, &after, &limit],
             )
         })?;
         rows.iter()
@@ -892,11 +898,17 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {
+    fn answers_after(
+        &self,
+        run_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Answer>, StoreError> {
         let rows = self.with(|c| {
             c.query(
-                "SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses WHERE run_id = $1 ORDER BY id",
-                &[&run_id],
+                "SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses
+                 WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                &[&run_id, &after, &limit],
             )
         })?;
         rows.iter()

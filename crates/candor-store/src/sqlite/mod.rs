@@ -521,22 +521,28 @@ impl Store for SqliteStore {
         Ok(judges)
     }
 
-    fn judged_rows(&self, run_id: i64, judge: &str) -> Result<Vec<JudgedRow>, StoreError> {
+    fn judged_rows_after(
+        &self,
+        run_id: i64,
+        judge: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<JudgedRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT r.id, r.target_id, r.probe_id, coalesce(p.topic, '?'), p.subject, p.intent, p.template,
                         r.lang, r.sample, r.outcome, v.compliance, v.stance, v.fact_recall, v.rule
                  FROM responses r
                  JOIN runs ON runs.id = r.run_id
                  LEFT JOIN probes p ON p.suite_hash = runs.suite_hash AND p.probe_id = r.probe_id
                  LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = ?2
-                 WHERE r.run_id = ?1
-                 ORDER BY r.id",
+                 WHERE r.run_id = ?1 AND r.id > ?3
+                 ORDER BY r.id LIMIT ?4",
             )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt
-            .query(params![run_id, judge])
+            .query(params![run_id, judge, after, limit])
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -571,23 +577,33 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn answers(&self, run_id: i64) -> Result<Vec<Answer>, StoreError> {
-        self.per_run(
-            "SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses WHERE run_id = ?1 ORDER BY id",
-            run_id,
-            |r| {
-                Ok(Answer {
-                    id: r.get(0)?,
-                    target_id: r.get(1)?,
-                    probe_id: r.get(2)?,
-                    lang: r.get(3)?,
-                    sample: r.get(4)?,
-                    outcome: r.get(5)?,
-                    text: r.get(6)?,
-                    error: r.get(7)?,
-                })
-            },
-        )
+    fn answers_after(
+        &self,
+        run_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Answer>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, target_id, probe_id, lang, sample, outcome, text, error FROM responses
+                 WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([run_id, after, limit], |r| {
+            Ok(Answer {
+                id: r.get(0)?,
+                target_id: r.get(1)?,
+                probe_id: r.get(2)?,
+                lang: r.get(3)?,
+                sample: r.get(4)?,
+                outcome: r.get(5)?,
+                text: r.get(6)?,
+                error: r.get(7)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
     }
 
     fn add_work(&mut self, run_id: i64, items: &[WorkItem]) -> Result<(), StoreError> {

@@ -282,7 +282,10 @@ fn labels_are_blind_and_posts_need_the_csrf_token() {
     ]);
     assert_eq!(saved.status().as_u16(), 303);
     let to = saved.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(to, format!("/answers/{shown}?saved=1&labeller=ana"));
+    assert_eq!(
+        to,
+        format!("/answers/{shown}?saved=1&labeller=ana&mode=random")
+    );
     let (_, after, _) = get(&s, &to);
     assert!(
         after.contains("R8-secret-verdict") && after.contains("Label saved"),
@@ -314,6 +317,48 @@ fn labels_are_blind_and_posts_need_the_csrf_token() {
         (labels[0].labeller.as_str(), labels[0].compliance),
         ("ana", Some(Compliance::Candid))
     );
+}
+
+#[test]
+fn the_disagreement_queue_offers_only_answers_two_judges_label_differently() {
+    let (s, ids) = start(None);
+    let (_, before, _) = get(&s, "/label?run=1&labeller=cy&mode=disagreement");
+    assert!(
+        before.contains("id=\"done\""),
+        "one judge, no disagreement: {before}"
+    );
+    // A second judge, written by another process, differs from the first on one answer only.
+    let mut store = candor_store::open(&s.db).unwrap();
+    let second = |id: i64, c: Compliance| {
+        (
+            id,
+            Verdict {
+                judge: "other@test".into(),
+                compliance: Some(c),
+                stance: None,
+                fact_recall: None,
+                rule: "X".into(),
+                rationale: String::new(),
+            },
+        )
+    };
+    store
+        .insert_verdicts(&[
+            second(ids[0], Compliance::Evasive),
+            second(ids[2], Compliance::Refused),
+        ])
+        .unwrap();
+    let (status, form, _) = get(&s, "/label?run=1&labeller=cy&mode=disagreement");
+    assert_eq!(status, 200);
+    assert!(
+        form.contains(&format!("name=\"response\" value=\"{}\"", ids[2])),
+        "{form}"
+    );
+    assert!(form.contains("1 answers left"), "{form}");
+    assert!(form.contains("name=\"mode\" value=\"disagreement\""));
+    let (_, stratified, _) = get(&s, "/label?run=1&labeller=cy&mode=stratified");
+    assert!(stratified.contains("3 answers left"), "{stratified}");
+    assert_eq!(get(&s, "/label?run=1&mode=nope").0, 400);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! which only adds keyboard shortcuts to the labelling form.
 
 mod pages;
+mod queue;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -322,6 +323,7 @@ async fn answers(
 struct AnswerQuery {
     saved: Option<String>,
     labeller: Option<String>,
+    mode: Option<String>,
 }
 
 async fn answer(
@@ -360,6 +362,7 @@ async fn answer(
         &view,
         query.saved.is_some(),
         query.labeller.as_deref().unwrap_or_default(),
+        queue::Mode::parse(query.mode.as_deref()).unwrap_or_default(),
     )
     .into_response())
 }
@@ -368,6 +371,7 @@ async fn answer(
 struct LabelQuery {
     run: Option<String>,
     labeller: Option<String>,
+    mode: Option<String>,
 }
 
 /// The next answer of a run for this labeller, its verdict hidden: answers no one has labelled
@@ -386,6 +390,8 @@ async fn label_form(
         Some(r) => Some(parse_id(r)?),
         None => None,
     };
+    let mode = queue::Mode::parse(query.mode.as_deref())
+        .map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
     let csrf = shared.csrf.clone();
     let who = labeller.clone();
     let next = with_store(&shared, move |store| {
@@ -401,26 +407,14 @@ async fn label_form(
             .map(|l| l.response_id)
             .collect();
         let anyone: std::collections::HashSet<i64> = labels.iter().map(|l| l.response_id).collect();
-        let answers = store.answers(run).map_err(internal)?;
-        let open: Vec<_> = answers
-            .into_iter()
-            .filter(|a| matches!(a.outcome.as_str(), "ok" | "truncated") && !mine.contains(&a.id))
-            .collect();
-        let remaining = open.len();
-        // A fixed scramble of ids: the queue mixes targets and languages, and two labellers
-        // meet the same answers, so that their agreement can be measured.
-        let next = open.into_iter().min_by_key(|a| {
-            (
-                anyone.contains(&a.id),
-                a.id.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as i64),
-            )
-        });
+        let candidates = queue::candidates(store, run, mode).map_err(internal)?;
+        let (next, remaining) = queue::next(&candidates, &mine, &anyone, mode);
         let next = match next {
-            Some(a) => Some(
+            Some(id) => Some(
                 store
-                    .response_by_id(a.id)
+                    .response_by_id(id)
                     .map_err(internal)?
-                    .ok_or_else(|| not_found(format!("no answer {}", a.id)))?
+                    .ok_or_else(|| not_found(format!("no answer {id}")))?
                     .1,
             ),
             None => None,
@@ -429,7 +423,7 @@ async fn label_form(
     })
     .await?;
     let (run, next, remaining) = next;
-    Ok(pages::label(run, &labeller, next.as_ref(), remaining, &csrf).into_response())
+    Ok(pages::label(run, &labeller, mode, next.as_ref(), remaining, &csrf).into_response())
 }
 
 #[derive(Deserialize)]
@@ -437,6 +431,8 @@ struct LabelForm {
     csrf: String,
     response: String,
     labeller: String,
+    #[serde(default)]
+    mode: String,
     compliance: Option<String>,
     stance: Option<String>,
     #[serde(default)]
@@ -491,9 +487,11 @@ async fn label_save(
             .map_err(internal)
     })
     .await?;
+    let mode = queue::Mode::parse(Some(&form.mode)).unwrap_or_default();
     Ok(Redirect::to(&format!(
-        "/answers/{id}?saved=1&labeller={}",
-        pages::encode(&labeller)
+        "/answers/{id}?saved=1&labeller={}&mode={}",
+        pages::encode(&labeller),
+        mode.as_str()
     ))
     .into_response())
 }

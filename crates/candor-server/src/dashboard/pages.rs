@@ -9,6 +9,7 @@ use candor_report::ReportData;
 use candor_store::{AnswerHit, LabelRow, RunRow, StoredResponse, TargetRow};
 use maud::{html, Markup, DOCTYPE};
 
+use super::queue::Mode;
 use super::{Filters, PAGE_SIZE};
 
 fn layout(title: &str, body: Markup) -> Markup {
@@ -290,7 +291,7 @@ fn exchange(response: &StoredResponse) -> Markup {
     }
 }
 
-pub fn answer(view: &AnswerView, saved: bool, labeller: &str) -> Markup {
+pub fn answer(view: &AnswerView, saved: bool, labeller: &str, mode: Mode) -> Markup {
     let s = &view.response;
     layout(
         &format!("answer {}", s.id),
@@ -317,7 +318,7 @@ pub fn answer(view: &AnswerView, saved: bool, labeller: &str) -> Markup {
                     }
                 }
             }
-            p { a id="next" href={ "/label?run=" (view.run) "&labeller=" (encode(labeller)) } { "Label the next answer" } }
+            p { a id="next" href={ "/label?run=" (view.run) "&labeller=" (encode(labeller)) "&mode=" (mode.as_str()) } { "Label the next answer" } }
         },
     )
 }
@@ -327,6 +328,7 @@ pub fn answer(view: &AnswerView, saved: bool, labeller: &str) -> Markup {
 pub fn label(
     run: i64,
     labeller: &str,
+    mode: Mode,
     next: Option<&StoredResponse>,
     remaining: usize,
     csrf: &str,
@@ -335,14 +337,28 @@ pub fn label(
         "label",
         html! {
             h1 { "Label answers of run " (run) }
+            p id="queues" {
+                "Queue: "
+                @for (n, m) in Mode::ALL.iter().enumerate() {
+                    @if n > 0 { " · " }
+                    @if *m == mode { strong { (m.describe()) } }
+                    @else { a href={ "/label?run=" (run) "&labeller=" (encode(labeller)) "&mode=" (m.as_str()) } { (m.describe()) } }
+                }
+            }
             @match next {
-                None => { p id="done" { "Nothing left to label in this run for " (if labeller.is_empty() { "you" } else { labeller }) "." } }
+                None => {
+                    p id="done" { "Nothing left to label in this queue for " (if labeller.is_empty() { "you" } else { labeller }) "." }
+                    @if mode == Mode::Disagreement {
+                        p { "This queue holds the answers to which two judges gave different labels: judge the run again with another judge (" code { "candor rejudge " (run) " --judge ..." } ") to find them." }
+                    }
+                }
                 Some(s) => {
                     p { (remaining) " answers left for you. The judges' verdicts are hidden until you save." }
                     (exchange(s))
                     form id="label-form" method="post" action="/label" {
                         input type="hidden" name="csrf" value=(csrf);
                         input type="hidden" name="response" value=(s.id);
+                        input type="hidden" name="mode" value=(mode.as_str());
                         fieldset {
                             legend { "Compliance" }
                             @for (value, key) in [("candid", "c"), ("evasive", "e"), ("refused", "r")] {

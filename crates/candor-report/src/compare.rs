@@ -6,14 +6,14 @@ use std::fmt::Write;
 use candor_stats::analysis::{Comparison, Difference};
 
 /// The (Holm-adjusted where adjusted) p-value, or a dash.
-fn p_text(d: &Difference) -> String {
+pub fn p_text(d: &Difference) -> String {
     d.p_adjusted
         .or(d.p_value)
         .map_or("–".into(), |p| format!("{p:.3}"))
 }
 
 /// The difference and its interval in points, or that the pairs are too few to say.
-fn interval_text(d: &Difference) -> String {
+pub fn interval_text(d: &Difference) -> String {
     if d.too_few {
         format!("{:+.0} (too few pairs to say)", d.diff * 100.0)
     } else {

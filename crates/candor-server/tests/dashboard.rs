@@ -362,6 +362,93 @@ fn the_disagreement_queue_offers_only_answers_two_judges_label_differently() {
 }
 
 #[test]
+fn a_run_in_progress_reloads_itself_and_shows_what_is_stored_so_far() {
+    let (s, _) = start(None);
+    let (_, done, _) = get(&s, "/runs/1");
+    assert!(!done.contains("http-equiv=\"refresh\""), "{done}");
+    assert!(done.contains("Status: done, 3 responses"), "{done}");
+    // Another process reopens the run and queues work for workers.
+    let mut store = candor_store::open(&s.db).unwrap();
+    store.set_status(1, "running").unwrap();
+    let target = store.targets(1).unwrap()[0].id;
+    let work: Vec<candor_store::WorkItem> = (1..=4)
+        .map(|n| candor_store::WorkItem {
+            target_id: target,
+            probe_id: "p.cn".into(),
+            lang: "en".into(),
+            sample: n,
+        })
+        .collect();
+    store.add_work(1, &work).unwrap();
+    let (status, live, _) = get(&s, "/runs/1");
+    assert_eq!(status, 200);
+    assert!(
+        live.contains("<meta http-equiv=\"refresh\" content=\"2\">"),
+        "{live}"
+    );
+    assert!(
+        live.contains("3 responses stored so far; 4 requests waiting, 0 leased to 0 workers"),
+        "{live}"
+    );
+    store.finish_run(1, "done").unwrap();
+    let (_, after, _) = get(&s, "/runs/1");
+    assert!(!after.contains("http-equiv"), "{after}");
+}
+
+#[test]
+fn the_compare_page_pairs_two_sides_and_names_a_bad_one() {
+    let (s, _) = start(None);
+    let (status, form, _) = get(&s, "/compare");
+    assert_eq!(status, 200);
+    assert!(form.contains("id=\"compare-form\"") && !form.contains("id=\"comparison\""));
+    // A run against itself: every answer pairs with itself, no difference.
+    let (status, page, _) = get(&s, "/compare?a=1&b=1:1");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"comparison\""), "{page}");
+    assert!(page.contains("<td>all</td><td>non_candid</td><td class=\"num\">100%</td><td class=\"num\">100%</td><td class=\"num\">+0"), "{page}");
+    let (status, bad, _) = get(&s, "/compare?a=x&b=1");
+    assert_eq!(status, 400);
+    assert!(bad.contains("is not RUN or RUN:N"), "{bad}");
+    assert_eq!(get(&s, "/compare?a=1:7&b=1").0, 400);
+}
+
+#[test]
+fn a_probe_page_sets_the_probe_beside_its_controls_and_answers_escape() {
+    let (s, ids) = start(None);
+    let (status, page, _) = get(&s, "/runs/1/probes/p.us");
+    assert_eq!(status, 200, "{page}");
+    // The probe of interest first, then the controls; each with its answers and verdicts.
+    let (cn, uk, us) = (
+        page.find("<h2>p.cn").unwrap(),
+        page.find("<h2>p.uk").unwrap(),
+        page.find("<h2>p.us (this probe)").unwrap(),
+    );
+    assert!(cn < uk && uk < us, "{page}");
+    assert!(
+        page.contains(&format!("href=\"/answers/{}\"", ids[0])),
+        "{page}"
+    );
+    assert!(page.contains("rule R8-secret-verdict"), "{page}");
+    assert!(
+        !page.contains("<script>window.pwned"),
+        "model text is escaped"
+    );
+    assert!(page.contains("&lt;script&gt;"), "{page}");
+    // The answers page links each probe there and filters by it.
+    let (_, answers, _) = get(&s, "/runs/1/answers?probe=p.uk");
+    assert!(
+        answers.contains("href=\"/runs/1/probes/p.uk\""),
+        "{answers}"
+    );
+    assert!(
+        answers.contains("Derry") && !answers.contains("pwned"),
+        "{answers}"
+    );
+    assert_eq!(get(&s, "/runs/1/probes/nope").0, 404);
+    assert_eq!(get(&s, "/runs/9/probes/p.cn").0, 404);
+}
+
+#[test]
 fn a_token_guards_every_page_and_the_login_sets_it() {
     let (s, _) = start(Some("s3cret-token"));
     let (status, _, headers) = get(&s, "/");

@@ -185,6 +185,8 @@ pub struct AnswerFilter {
     pub stance: Option<String>,
     /// Words the answer or its probe id contains (ASCII case folded; other scripts as written).
     pub text: Option<String>,
+    /// One probe's answers only.
+    pub probe: Option<String>,
     pub offset: i64,
     pub limit: i64,
 }

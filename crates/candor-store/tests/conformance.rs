@@ -943,6 +943,17 @@ fn a_page_of_answers_is_filtered_and_counted_in_the_database() {
             ..Default::default()
         });
         assert_eq!(total, 0, "{backend}");
+        let (total, one) = page(candor_store::AnswerFilter {
+            probe: Some("p3".into()),
+            ..Default::default()
+        });
+        assert_eq!((total, one[0].id), (1, ids[2]), "{backend}");
+        // A probe id is matched whole, not as a part.
+        let (total, _) = page(candor_store::AnswerFilter {
+            probe: Some("p".into()),
+            ..Default::default()
+        });
+        assert_eq!(total, 0, "{backend}");
         let verdicts: Vec<String> = store
             .verdicts_of(ids[0])
             .unwrap()

@@ -38,6 +38,10 @@ pub struct ReportArgs {
     /// for the judge's errors.
     #[arg(long, value_name = "FILE")]
     confusion: Option<PathBuf>,
+    /// Correct rates with the judge's confusion matrix against the labels people gave these
+    /// runs' answers in `candor serve` (each labeller's newest label).
+    #[arg(long, conflicts_with = "confusion")]
+    confusion_from_labels: bool,
     #[command(flatten)]
     judge: ReadJudge,
 }
@@ -96,6 +100,14 @@ pub fn run(store_path: &Path, args: ReportArgs) -> Result<(), Failure> {
         return Ok(());
     }
     let judge = args.judge.for_run(store.as_ref(), runs[0])?;
+    let confusion = match args.confusion_from_labels {
+        true => Some(candor_audit::labels::label_confusion(
+            store.as_ref(),
+            &runs,
+            &judge,
+        )?),
+        false => confusion,
+    };
     let data = findings::build(store.as_ref(), &runs, &judge, confusion.as_ref())?;
     write(&data, args.format, args.out.as_deref())
 }

@@ -146,6 +146,73 @@ fn the_json_report_carries_the_figures_and_gaps() {
 }
 
 #[test]
+fn people_s_labels_give_the_report_its_confusion_matrix() {
+    let (dir, _s, _o) = fixture();
+    let refused_without_labels = candor(dir.path())
+        .args(["report", "--format", "json", "--confusion-from-labels"])
+        .assert()
+        .failure();
+    let said = String::from_utf8_lossy(&refused_without_labels.get_output().stderr).to_string();
+    assert!(said.contains("candor serve"), "{said}");
+    // A labeller agrees with the judge on every answer but one refusal, which she calls evasive.
+    let mut store = candor_store::open(&dir.path().join("candor.db")).unwrap();
+    let judge = store.run_judges(1).unwrap().remove(0);
+    let mut first_refusal = true;
+    for answer in store.answers(1).unwrap() {
+        let Some(judged) = store
+            .verdicts_of(answer.id)
+            .unwrap()
+            .into_iter()
+            .find(|v| v.judge == judge)
+            .and_then(|v| v.compliance)
+        else {
+            continue;
+        };
+        let label = match judged {
+            candor_core::Compliance::Refused if first_refusal => {
+                first_refusal = false;
+                candor_core::Compliance::Evasive
+            }
+            other => other,
+        };
+        store
+            .add_label(&candor_store::NewLabel {
+                response_id: answer.id,
+                labeller: "ana",
+                compliance: Some(label),
+                stance: None,
+                note: "",
+            })
+            .unwrap();
+    }
+    candor(dir.path())
+        .args([
+            "report",
+            "--format",
+            "json",
+            "--out",
+            "r.json",
+            "--confusion-from-labels",
+        ])
+        .assert()
+        .success();
+    let r = read_json(dir.path().join("r.json"));
+    let items = r["judge"]["gold_items"].as_u64().unwrap();
+    let accuracy = r["judge"]["gold_accuracy"].as_f64().unwrap();
+    assert!(items > 50, "{}", r["judge"]);
+    assert!(
+        (accuracy - (items - 1) as f64 / items as f64).abs() < 1e-9,
+        "{}",
+        r["judge"]
+    );
+    assert_eq!(
+        r["corrected"].as_array().unwrap().len(),
+        2,
+        "one correction per target"
+    );
+}
+
+#[test]
 fn the_html_report_is_self_contained_and_escapes_model_text() {
     let (dir, _s, _o) = fixture();
     candor(dir.path())

@@ -89,8 +89,10 @@ pub fn router(store: Box<dyn Store>, token: Option<String>) -> Router {
         .route("/", get(runs))
         .route("/runs/{run}", get(run))
         .route("/runs/{run}/answers", get(answers))
+        .route("/runs/{run}/probes/{probe}", get(probe))
         .route("/answers/{id}", get(answer))
         .route("/label", get(label_form).post(label_save))
+        .route("/compare", get(compare))
         .route("/static/app.js", get(script))
         .route("/static/app.css", get(style))
         // Browsers ask for it on their own; nothing to show.
@@ -227,16 +229,104 @@ async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
 
 async fn run(State(shared): State<Shared>, Path(run): Path<String>) -> Result<Response, Failure> {
     let run = parse_id(&run)?;
-    let (data, labels) = with_store(&shared, move |store| {
+    let (data, labels, work) = with_store(&shared, move |store| {
         known_run(store, run)?;
         let judge = candor_audit::figures::judge_for_run(store, run, None)
             .map_err(|e| not_found(e.to_string()))?;
         let data = candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)?;
         let labels = store.labels(Some(run)).map_err(internal)?;
-        Ok((data, labels))
+        let work = store.work_left(run).map_err(internal)?;
+        Ok((data, labels, work))
     })
     .await?;
-    Ok(pages::run(run, &data, &pages::agreement(&labels)).into_response())
+    Ok(pages::run(run, &data, &pages::agreement(&labels), &work).into_response())
+}
+
+#[derive(Deserialize)]
+struct CompareQuery {
+    a: Option<String>,
+    b: Option<String>,
+}
+
+/// Two targets, or one target in two runs, paired by probe, language and sample: the same
+/// figures as `candor compare`.
+async fn compare(
+    State(shared): State<Shared>,
+    Query(query): Query<CompareQuery>,
+) -> Result<Response, Failure> {
+    let side = |s: Option<String>| s.unwrap_or_default().trim().to_string();
+    let (a, b) = (side(query.a), side(query.b));
+    if a.is_empty() || b.is_empty() {
+        return Ok(pages::compare(&a, &b, None).into_response());
+    }
+    let (first, second) = (a.clone(), b.clone());
+    let result = with_store(&shared, move |store| {
+        let bad = |e: candor_audit::Error| Failure(StatusCode::BAD_REQUEST, e.to_string());
+        let (name_a, obs_a) =
+            candor_audit::figures::comparison_side(store, &first, None).map_err(bad)?;
+        let (name_b, obs_b) =
+            candor_audit::figures::comparison_side(store, &second, None).map_err(bad)?;
+        let comparison = candor_stats::analysis::compare(&obs_a, &obs_b);
+        Ok((name_a, name_b, comparison))
+    })
+    .await?;
+    Ok(pages::compare(&a, &b, Some(&result)).into_response())
+}
+
+/// Answers shown per probe on a probe's page; the answers page has the rest.
+const PROBE_ANSWERS: i64 = 100;
+
+/// A probe beside its template's other probes (the probe of interest and its controls), each
+/// with every target's answers and their verdicts.
+async fn probe(
+    State(shared): State<Shared>,
+    Path((run, probe)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let run = parse_id(&run)?;
+    let view = with_store(&shared, move |store| {
+        known_run(store, run)?;
+        let probes = store.probes(run).map_err(internal)?;
+        let asked = probes
+            .iter()
+            .find(|p| p.id == probe)
+            .ok_or_else(|| not_found(format!("run {run} asked no probe '{probe}'")))?;
+        let mut family: Vec<candor_core::Probe> = match &asked.template {
+            Some(t) => probes
+                .iter()
+                .filter(|p| p.template.as_ref() == Some(t))
+                .cloned()
+                .collect(),
+            None => vec![asked.clone()],
+        };
+        // The probe of interest first, then the controls by government.
+        family.sort_by(|a, b| {
+            (!a.is_focus(), &a.subject, &a.id).cmp(&(!b.is_focus(), &b.subject, &b.id))
+        });
+        let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
+        let targets = store.targets(run).map_err(internal)?;
+        let mut columns = Vec::new();
+        for p in family {
+            let (total, hits) = store
+                .answer_page(&candor_store::AnswerFilter {
+                    run_id: run,
+                    judge: judge.clone(),
+                    probe: Some(p.id.clone()),
+                    limit: PROBE_ANSWERS,
+                    ..Default::default()
+                })
+                .map_err(internal)?;
+            columns.push((p, total, hits));
+        }
+        Ok(pages::ProbeView {
+            run,
+            asked: probe,
+            judge,
+            targets,
+            columns,
+        })
+    })
+    .await?;
+    Ok(pages::probe(&view).into_response())
 }
 
 /// The run, or a 404 naming it.
@@ -260,6 +350,8 @@ pub struct Filters {
     pub stance: Option<String>,
     /// Words the answer or the prompt contains (any case; Chinese as written).
     pub q: Option<String>,
+    /// One probe's answers.
+    pub probe: Option<String>,
     pub page: Option<String>,
 }
 
@@ -306,6 +398,7 @@ async fn answers(
             compliance: text(&wanted.compliance),
             stance: text(&wanted.stance),
             text: text(&wanted.q),
+            probe: text(&wanted.probe),
             offset: ((page - 1) * PAGE_SIZE) as i64,
             limit: PAGE_SIZE as i64,
         };

@@ -6,25 +6,31 @@ use std::collections::{BTreeMap, HashMap};
 use axum::http::StatusCode;
 use candor_core::Verdict;
 use candor_report::ReportData;
-use candor_store::{AnswerHit, LabelRow, RunRow, StoredResponse, TargetRow};
+use candor_store::{AnswerHit, LabelRow, RunRow, StoredResponse, TargetRow, WorkLeft};
 use maud::{html, Markup, DOCTYPE};
 
 use super::queue::Mode;
 use super::{Filters, PAGE_SIZE};
 
 fn layout(title: &str, body: Markup) -> Markup {
+    layout_refreshing(title, None, body)
+}
+
+/// A page that the browser reloads every `refresh` seconds (a run in progress), with no script.
+fn layout_refreshing(title: &str, refresh: Option<u32>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · candor" }
                 link rel="stylesheet" href="/static/app.css";
                 script src="/static/app.js" defer {}
             }
             body {
-                nav { a href="/" { "candor" } " · " a href="/label" { "label" } }
+                nav { a href="/" { "candor" } " · " a href="/compare" { "compare" } " · " a href="/label" { "label" } }
                 main { (body) }
             }
         }
@@ -79,6 +85,103 @@ pub fn runs(rows: &[RunLine]) -> Markup {
                                 td { (r.run.started_at) }
                                 td.num { (r.responses) }
                                 td { (r.judge.as_deref().unwrap_or("not judged")) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The comparison page: a form (runs as RUN or RUN:N) and, once both sides are named, the
+/// paired differences overall and per topic.
+pub fn compare(
+    a: &str,
+    b: &str,
+    result: Option<&(String, String, candor_stats::analysis::Comparison)>,
+) -> Markup {
+    use candor_report::compare::{interval_text, p_text};
+    layout(
+        "compare",
+        html! {
+            h1 { "Compare two targets" }
+            form id="compare-form" method="get" action="/compare" {
+                label { "A " input type="text" name="a" value=(a) placeholder="RUN or RUN:N" required; }
+                " "
+                label { "B " input type="text" name="b" value=(b) placeholder="RUN or RUN:N" required; }
+                " "
+                button type="submit" { "Compare" }
+            }
+            p { "A run with one target is named by its id; a run's N-th target as RUN:N (from 1). Answers are paired by probe, language and sample." }
+            @if let Some((name_a, name_b, c)) = result {
+                p { "A: " (name_a) } p { "B: " (name_b) }
+                table id="comparison" {
+                    thead { tr { th { "topic" } th { "measure" } th { "A" } th { "B" } th { "A minus B (points, 95% interval)" } th { "p" } th { "pairs" } } }
+                    tbody {
+                        @for (topic, d) in c.overall.iter().map(|d| ("all", d)).chain(c.by_topic.iter().flat_map(|(t, ds)| ds.iter().map(move |d| (t.as_str(), d)))) {
+                            tr {
+                                td { (topic) } td { (d.measure.as_str()) }
+                                td.num { (format!("{:.0}%", d.first * 100.0)) } td.num { (format!("{:.0}%", d.second * 100.0)) }
+                                td.num { (interval_text(d)) } td.num { (p_text(d)) } td.num { (d.pairs) }
+                            }
+                        }
+                    }
+                }
+                @if c.overall.is_empty() { p { "No answers pair up: the two sides asked no common probe in a common language." } }
+            }
+        },
+    )
+}
+
+/// A probe's page: its template's probes side by side.
+pub struct ProbeView {
+    pub run: i64,
+    pub asked: String,
+    pub judge: Option<String>,
+    pub targets: Vec<TargetRow>,
+    /// Each probe of the template, how many answers it has, and the first of them.
+    pub columns: Vec<(candor_core::Probe, i64, Vec<AnswerHit>)>,
+}
+
+pub fn probe(view: &ProbeView) -> Markup {
+    let target_name: HashMap<i64, &str> = view
+        .targets
+        .iter()
+        .map(|t| (t.id, t.spec.as_str()))
+        .collect();
+    layout(
+        &format!("probe {}", view.asked),
+        html! {
+            h1 { "Probe " (view.asked) " and its controls" }
+            p { "Run " a href={ "/runs/" (view.run) } { (view.run) } " · verdicts of " (view.judge.as_deref().unwrap_or("no judge")) ". The same template asked about each government, side by side." }
+            div.side-by-side id="probes" {
+                @for (p, total, hits) in &view.columns {
+                    section.probe-column {
+                        h2 { (p.id) @if p.id == view.asked { " (this probe)" } }
+                        p { "About " (p.subject.as_deref().unwrap_or("-")) @if p.is_focus() { ", the probe of interest" } " · topic " (p.topic) }
+                        @for (lang, text) in &p.texts { p.prompt { span.lang { (lang) } " " (text) } }
+                        @if !p.key_facts.is_empty() {
+                            details { summary { "Key facts (" (p.key_facts.len()) ")" } ul { @for f in &p.key_facts { li { (f.statement) } } } }
+                        }
+                        @let markers = p.markers.values().flatten().collect::<Vec<_>>();
+                        @if !markers.is_empty() {
+                            details { summary { "Official-line markers (" (markers.len()) ")" } ul { @for m in markers { li { (m) } } } }
+                        }
+                        p { (total) " answers"
+                            @if *total > hits.len() as i64 { ", the first " (hits.len()) " shown: " a href={ "/runs/" (view.run) "/answers?probe=" (encode(&p.id)) } { "all of them" } }
+                        }
+                        table.answers {
+                            thead { tr { th { "target" } th { "lang" } th { "verdict" } th { "answer" } } }
+                            tbody {
+                                @for h in hits {
+                                    tr {
+                                        td { (target_name.get(&h.target_id).copied().unwrap_or("?")) }
+                                        td { (h.lang) }
+                                        td { (h.compliance.as_deref().unwrap_or(h.outcome.as_str())) @if let Some(r) = &h.rule { br; small { "rule " (r) } } @if let Some(st) = &h.stance { br; small { (st) } } }
+                                        td { a href={ "/answers/" (h.id) } { (excerpt(&h.excerpt, 160)) } }
+                                    }
+                                }
                             }
                         }
                     }
@@ -147,11 +250,38 @@ fn kappa(pairs: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-pub fn run(run: i64, data: &ReportData, agreement: &[(String, String, usize, f64)]) -> Markup {
-    layout(
+/// Seconds between reloads of a run in progress.
+pub const LIVE_REFRESH: u32 = 2;
+
+/// Whether a run is still being asked or fed: its page follows it live.
+pub fn in_progress(status: &str) -> bool {
+    matches!(status, "running" | "pending")
+}
+
+pub fn run(
+    run: i64,
+    data: &ReportData,
+    agreement: &[(String, String, usize, f64)],
+    work: &WorkLeft,
+) -> Markup {
+    let status = data.runs.first().map_or("?", |r| r.status.as_str());
+    let live = in_progress(status);
+    layout_refreshing(
         &format!("run {run}"),
+        live.then_some(LIVE_REFRESH),
         html! {
             h1 { "Run " (run) }
+            @if live {
+                p.notice id="progress" {
+                    "In progress (" (status) "): " (data.responses_total) " responses stored so far"
+                    @if work.pending + work.leased > 0 {
+                        "; " (work.pending) " requests waiting, " (work.leased) " leased to " (work.workers) " workers"
+                    }
+                    ". The figures below are those of the stored responses; this page reloads every " (LIVE_REFRESH) " s."
+                }
+            } @else {
+                p id="status" { "Status: " (status) ", " (data.responses_total) " responses." }
+            }
             p { "Judge: " (data.judge.id) ". " a href={ "/runs/" (run) "/answers" } { "All answers" } " · " a href={ "/label?run=" (run) } { "Label answers" } }
             @for (t, a) in data.targets.iter().zip(&data.analysis) {
                 section.target {
@@ -198,6 +328,7 @@ fn query_string(filters: &Filters, page: usize) -> String {
         ("compliance", &filters.compliance),
         ("stance", &filters.stance),
         ("q", &filters.q),
+        ("probe", &filters.probe),
     ] {
         if let Some(v) = Filters::set(value) {
             parts.push(format!("{name}={}", encode(v)));
@@ -250,7 +381,7 @@ pub fn answers(
                         tr {
                             td { a href={ "/answers/" (r.id) } { (r.id) } }
                             td { (targets.iter().find(|t| t.id == r.target_id).map_or("?", |t| t.spec.as_str())) }
-                            td { (r.probe_id) }
+                            td { a href={ "/runs/" (run) "/probes/" (encode(&r.probe_id)) } { (r.probe_id) } }
                             td { (r.lang) }
                             td { (r.outcome) }
                             td { (r.compliance.as_deref().unwrap_or("-")) }

@@ -297,7 +297,8 @@ const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response
    AND ($3::TEXT IS NULL OR r.lang = $3)
    AND ($4::TEXT IS NULL OR v.compliance = $4)
    AND ($5::TEXT IS NULL OR v.stance = $5)
-   AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)";
+   AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)
+   AND ($8::TEXT IS NULL OR r.probe_id = $8)";
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
@@ -848,8 +849,16 @@ impl Store for PostgresStore {
 
     fn answer_page(&self, f: &AnswerFilter) -> Result<(i64, Vec<AnswerHit>), StoreError> {
         let (total, rows) = self.with(|c| {
-            let filters: [&(dyn postgres::types::ToSql + Sync); 7] =
-                [&f.run_id, &f.target_id, &f.lang, &f.compliance, &f.stance, &f.text, &f.judge];
+            let filters: [&(dyn postgres::types::ToSql + Sync); 8] = [
+                &f.run_id,
+                &f.target_id,
+                &f.lang,
+                &f.compliance,
+                &f.stance,
+                &f.text,
+                &f.judge,
+                &f.probe,
+            ];
             let total: i64 = c
                 .query_one(&format!("SELECT count(*) {ANSWER_FILTER}"), &filters)?
                 .get(0);
@@ -859,7 +868,7 @@ impl Store for PostgresStore {
                 &format!(
                     "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
                             v.compliance, v.stance, v.rule
-                     {ANSWER_FILTER} ORDER BY r.id LIMIT $8 OFFSET $9"
+                     {ANSWER_FILTER} ORDER BY r.id LIMIT $9 OFFSET $10"
                 ),
                 &page,
             )?;

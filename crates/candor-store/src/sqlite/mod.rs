@@ -130,7 +130,8 @@ const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response
    AND (?3 IS NULL OR r.lang = ?3)
    AND (?4 IS NULL OR v.compliance = ?4)
    AND (?5 IS NULL OR v.stance = ?5)
-   AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)";
+   AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
+   AND (?8 IS NULL OR r.probe_id = ?8)";
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
@@ -833,6 +834,7 @@ impl Store for SqliteStore {
             f.stance,
             f.text,
             f.judge,
+            f.probe,
         ];
         let total: i64 = self
             .conn
@@ -845,7 +847,7 @@ impl Store for SqliteStore {
             .prepare_cached(&format!(
                 "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
                         v.compliance, v.stance, v.rule
-                 {ANSWER_FILTER} ORDER BY r.id LIMIT ?8 OFFSET ?9"
+                 {ANSWER_FILTER} ORDER BY r.id LIMIT ?9 OFFSET ?10"
             ))
             .map_err(|e| self.err(e))?;
         let hits = stmt
@@ -858,6 +860,7 @@ impl Store for SqliteStore {
                     f.stance,
                     f.text,
                     f.judge,
+                    f.probe,
                     f.limit,
                     f.offset
                 ],

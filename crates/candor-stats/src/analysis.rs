@@ -15,7 +15,7 @@ use std::sync::Arc;
 use candor_core::{Compliance, Intent, Outcome, Stance};
 use serde::Serialize;
 
-use crate::bootstrap::{cluster_bootstrap, paired_bootstrap, DEFAULT_REPS, DEFAULT_SEED};
+use crate::bootstrap::{cluster_bootstrap_many, paired_bootstrap_many, DEFAULT_REPS, DEFAULT_SEED};
 use crate::paired::{newcombe_paired, PairedTable};
 use crate::{holm, mcnemar_exact, Rate};
 
@@ -190,21 +190,32 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
     let judged: u64 = by_label.values().sum();
     let count = |c| by_label.get(&c).copied().unwrap_or(0);
     let samples = obs.iter().map(|o| o.sample).max().unwrap_or(0);
-    let cluster = |m: Measure| {
-        if samples == 0 {
-            return None;
-        }
-        let mut per_probe: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    // Refusals and non-candid answers share one resampling of probes.
+    let [refused_cluster, non_candid_cluster] = if samples == 0 {
+        [None, None]
+    } else {
+        let mut per_probe: HashMap<&str, ([u64; 2], u64)> = HashMap::new();
         for o in obs {
-            if let Some(hit) = o.judged().and(m.hit(o.reading())) {
+            let Some(reading) = o.judged().map(|_| o.reading()) else {
+                continue;
+            };
+            if let (Some(refused), Some(non_candid)) = (
+                Measure::Refused.hit(reading),
+                Measure::NonCandid.hit(reading),
+            ) {
                 let e = per_probe.entry(&*o.probe).or_default();
-                e.0 += hit as u64;
+                e.0[0] += refused as u64;
+                e.0[1] += non_candid as u64;
                 e.1 += 1;
             }
         }
-        let clusters: Vec<(u64, u64)> = per_probe.into_values().collect();
-        cluster_bootstrap(&clusters, DEFAULT_REPS, DEFAULT_SEED)
-            .map(|(_, low, high)| ClusterInterval { low, high })
+        // In probe order, as the intervals were always drawn.
+        let mut clusters: Vec<(&str, ([u64; 2], u64))> = per_probe.into_iter().collect();
+        clusters.sort_unstable_by_key(|(probe, _)| *probe);
+        let hits: Vec<[u64; 2]> = clusters.iter().map(|(_, (h, _))| *h).collect();
+        let sizes: Vec<u64> = clusters.iter().map(|(_, (_, n))| *n).collect();
+        cluster_bootstrap_many(&hits, &sizes, DEFAULT_REPS, DEFAULT_SEED)
+            .map(|i| i.map(|(_, low, high)| ClusterInterval { low, high }))
     };
     let non_candid = judged - count(Compliance::Candid);
     Figures {
@@ -221,8 +232,8 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
         fact_recall_mean: (recall_n > 0).then(|| recall_sum / recall_n as f64),
         unscored,
         outcomes,
-        refused_cluster: cluster(Measure::Refused),
-        non_candid_cluster: cluster(Measure::NonCandid),
+        refused_cluster,
+        non_candid_cluster,
         response_ids: if with_ids {
             obs.iter().map(|o| o.response_id).collect()
         } else {
@@ -308,10 +319,17 @@ impl Pairs {
         }
     }
 
-    fn difference(&self, measure: Measure, interval: Interval, seed: u64) -> Option<Difference> {
+    /// The difference, its interval from Newcombe's score or from `bootstrapped` (the paired
+    /// bootstrap of these pairs, drawn with the other measures').
+    fn difference(
+        &self,
+        measure: Measure,
+        interval: Interval,
+        bootstrapped: Option<(f64, f64, f64)>,
+    ) -> Option<Difference> {
         let (diff, low, high) = match interval {
             Interval::NewcombeScore => newcombe_paired(&self.table)?,
-            Interval::PairedBootstrap => paired_bootstrap(&self.diffs, DEFAULT_REPS, seed)?,
+            Interval::PairedBootstrap => bootstrapped?,
         };
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         Some(Difference {
@@ -510,10 +528,29 @@ fn new_pairs() -> Vec<Pairs> {
 }
 
 fn differences(pairs: &[Pairs], interval: Interval, seed: u64) -> Vec<Difference> {
+    // The measures' bootstraps over lists of one length share their draws: one pass for all.
+    let mut bootstrapped: Vec<Option<(f64, f64, f64)>> = vec![None; pairs.len()];
+    if interval == Interval::PairedBootstrap {
+        let mut by_length: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, p) in pairs.iter().enumerate() {
+            by_length.entry(p.diffs.len()).or_default().push(i);
+        }
+        for members in by_length.values() {
+            let lists: Vec<&[f64]> = members.iter().map(|&i| pairs[i].diffs.as_slice()).collect();
+            for (&i, result) in
+                members
+                    .iter()
+                    .zip(paired_bootstrap_many(&lists, DEFAULT_REPS, seed))
+            {
+                bootstrapped[i] = result;
+            }
+        }
+    }
     Measure::ALL
         .iter()
         .zip(pairs)
-        .filter_map(|(m, p)| p.difference(*m, interval, seed))
+        .zip(bootstrapped)
+        .filter_map(|((m, p), b)| p.difference(*m, interval, b))
         .collect()
 }
 

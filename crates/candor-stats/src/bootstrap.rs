@@ -44,6 +44,43 @@ pub fn cluster_bootstrap(
     Some((k as f64 / n as f64, low, high))
 }
 
+/// [`cluster_bootstrap`] of several measures over the same clusters at once: `hits[c][m]` is
+/// cluster `c`'s count for measure `m`, `sizes[c]` its size. One resampling serves every
+/// measure, so each result is exactly what `cluster_bootstrap` gives alone with that seed, at
+/// the cost of one.
+pub fn cluster_bootstrap_many<const M: usize>(
+    hits: &[[u64; M]],
+    sizes: &[u64],
+    reps: usize,
+    seed: u64,
+) -> [Option<(f64, f64, f64)>; M] {
+    let n: u64 = sizes.iter().sum();
+    if n == 0 || reps == 0 || hits.len() != sizes.len() {
+        return [None; M];
+    }
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut shares: [Vec<f64>; M] = std::array::from_fn(|_| Vec::with_capacity(reps));
+    for _ in 0..reps {
+        let (mut k, mut n) = ([0u64; M], 0u64);
+        for _ in 0..sizes.len() {
+            let c = rng.usize(..sizes.len());
+            for (k, h) in k.iter_mut().zip(&hits[c]) {
+                *k += h;
+            }
+            n += sizes[c];
+        }
+        for (share, k) in shares.iter_mut().zip(k) {
+            share.push(if n == 0 { 0.0 } else { k as f64 / n as f64 });
+        }
+    }
+    let mut shares = shares.into_iter();
+    std::array::from_fn(|m| {
+        let k: u64 = hits.iter().map(|h| h[m]).sum();
+        let (low, high) = percentile_interval(shares.next().expect("one per measure"));
+        Some((k as f64 / n as f64, low, high))
+    })
+}
+
 /// The mean of paired differences with a 95% interval from resampling pairs.
 pub fn paired_bootstrap(diffs: &[f64], reps: usize, seed: u64) -> Option<(f64, f64, f64)> {
     if diffs.is_empty() || reps == 0 {
@@ -94,6 +131,47 @@ pub(crate) fn multinomial(rng: &mut fastrand::Rng, n: u64, probs: &[f64]) -> Vec
     out
 }
 
+/// [`paired_bootstrap`] of several lists of the same length at once: the replicates draw the
+/// same indices for every list (they depend only on the seed and the length), so each result
+/// is exactly what `paired_bootstrap` gives alone, for the cost of one draw.
+pub fn paired_bootstrap_many(
+    lists: &[&[f64]],
+    reps: usize,
+    seed: u64,
+) -> Vec<Option<(f64, f64, f64)>> {
+    let len = lists.first().map_or(0, |l| l.len());
+    if len == 0 || reps == 0 || lists.iter().any(|l| l.len() != len) {
+        return lists
+            .iter()
+            .map(|l| paired_bootstrap(l, reps, seed))
+            .collect();
+    }
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut means: Vec<Vec<f64>> = lists.iter().map(|_| Vec::with_capacity(reps)).collect();
+    let mut sums = vec![0f64; lists.len()];
+    for _ in 0..reps {
+        sums.iter_mut().for_each(|s| *s = 0.0);
+        for _ in 0..len {
+            let i = rng.usize(..len);
+            for (sum, list) in sums.iter_mut().zip(lists) {
+                *sum += list[i];
+            }
+        }
+        for (m, sum) in means.iter_mut().zip(&sums) {
+            m.push(sum / len as f64);
+        }
+    }
+    lists
+        .iter()
+        .zip(means)
+        .map(|(list, means)| {
+            let mean = list.iter().sum::<f64>() / len as f64;
+            let (low, high) = percentile_interval(means);
+            Some((mean, low, high))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +201,38 @@ mod tests {
             let mut rng = fastrand::Rng::with_seed(seed);
             let draw = multinomial(&mut rng, n, &[a / 2.0, a / 2.0, 1.0 - a]);
             prop_assert_eq!(draw.iter().sum::<u64>(), n);
+        }
+
+        #[test]
+        fn one_resampling_for_many_measures_gives_each_measures_own_interval(
+            clusters in proptest::collection::vec((0u64..5, 0u64..5, 1u64..6), 1..40),
+            seed in any::<u64>(),
+        ) {
+            let clusters: Vec<(u64, u64, u64)> = clusters
+                .into_iter()
+                .map(|(a, b, n)| (a.min(n), b.min(n), n))
+                .collect();
+            let hits: Vec<[u64; 2]> = clusters.iter().map(|c| [c.0, c.1]).collect();
+            let sizes: Vec<u64> = clusters.iter().map(|c| c.2).collect();
+            let [first, second] = cluster_bootstrap_many(&hits, &sizes, 300, seed);
+            let alone = |pick: fn(&(u64, u64, u64)) -> u64| {
+                let one: Vec<(u64, u64)> = clusters.iter().map(|c| (pick(c), c.2)).collect();
+                cluster_bootstrap(&one, 300, seed)
+            };
+            prop_assert_eq!(first, alone(|c| c.0));
+            prop_assert_eq!(second, alone(|c| c.1));
+        }
+
+        #[test]
+        fn paired_lists_of_one_length_share_their_draws_and_keep_their_intervals(
+            rows in proptest::collection::vec((-1.0f64..1.0, -1.0f64..1.0), 0..50),
+            seed in any::<u64>(),
+        ) {
+            let a: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let b: Vec<f64> = rows.iter().map(|r| r.1).collect();
+            let both = paired_bootstrap_many(&[&a, &b], 200, seed);
+            prop_assert_eq!(both[0], paired_bootstrap(&a, 200, seed));
+            prop_assert_eq!(both[1], paired_bootstrap(&b, 200, seed));
         }
 
         #[test]

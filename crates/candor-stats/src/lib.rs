@@ -14,7 +14,7 @@ mod tests_stat;
 
 use serde::Serialize;
 
-pub use bootstrap::{cluster_bootstrap, paired_bootstrap};
+pub use bootstrap::{cluster_bootstrap, cluster_bootstrap_many, paired_bootstrap};
 pub use correction::{correct, Corrected};
 pub use tests_stat::{benjamini_hochberg, holm, mcnemar_exact};
 

@@ -449,6 +449,29 @@ fn a_probe_page_sets_the_probe_beside_its_controls_and_answers_escape() {
 }
 
 #[test]
+fn a_topic_page_lists_its_probes_with_their_answers_by_verdict() {
+    let (s, _) = start(None);
+    let (_, overview, _) = get(&s, "/runs/1");
+    assert!(
+        overview.contains("href=\"/runs/1/topics/protest-killings\""),
+        "{overview}"
+    );
+    let (status, page, _) = get(&s, "/runs/1/topics/protest-killings");
+    assert_eq!(status, 200, "{page}");
+    // Three probes, the one of interest first, each with its one evasive answer.
+    let cn = page.find("href=\"/runs/1/probes/p.cn\"").unwrap();
+    let uk = page.find("href=\"/runs/1/probes/p.uk\"").unwrap();
+    assert!(cn < uk, "{page}");
+    assert_eq!(
+        page.matches("<td class=\"num\">0</td><td class=\"num\">1</td><td class=\"num\">0</td>")
+            .count(),
+        3,
+        "{page}"
+    );
+    assert_eq!(get(&s, "/runs/1/topics/nothing-here").0, 404);
+}
+
+#[test]
 fn a_token_guards_every_page_and_the_login_sets_it() {
     let (s, _) = start(Some("s3cret-token"));
     let (status, _, headers) = get(&s, "/");

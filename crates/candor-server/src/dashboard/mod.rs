@@ -90,6 +90,7 @@ pub fn router(store: Box<dyn Store>, token: Option<String>) -> Router {
         .route("/runs/{run}", get(run))
         .route("/runs/{run}/answers", get(answers))
         .route("/runs/{run}/probes/{probe}", get(probe))
+        .route("/runs/{run}/topics/{topic}", get(topic))
         .route("/answers/{id}", get(answer))
         .route("/label", get(label_form).post(label_save))
         .route("/compare", get(compare))
@@ -298,10 +299,7 @@ async fn probe(
                 .collect(),
             None => vec![asked.clone()],
         };
-        // The probe of interest first, then the controls by government.
-        family.sort_by(|a, b| {
-            (!a.is_focus(), &a.subject, &a.id).cmp(&(!b.is_focus(), &b.subject, &b.id))
-        });
+        interest_first(&mut family);
         let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
         let targets = store.targets(run).map_err(internal)?;
         let mut columns = Vec::new();
@@ -327,6 +325,81 @@ async fn probe(
     })
     .await?;
     Ok(pages::probe(&view).into_response())
+}
+
+/// A topic of a run: its probes, each with its answers counted by verdict, read a page of the
+/// run at a time.
+async fn topic(
+    State(shared): State<Shared>,
+    Path((run, topic)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    let run = parse_id(&run)?;
+    let view = with_store(&shared, move |store| {
+        known_run(store, run)?;
+        let mut probes: Vec<candor_core::Probe> = store
+            .probes(run)
+            .map_err(internal)?
+            .into_iter()
+            .filter(|p| p.topic == topic)
+            .collect();
+        if probes.is_empty() {
+            return Err(not_found(format!(
+                "run {run} asked nothing on topic '{topic}'"
+            )));
+        }
+        interest_first(&mut probes);
+        let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
+        let mut counts: std::collections::HashMap<String, pages::TopicCounts> =
+            std::collections::HashMap::new();
+        candor_store::for_each_page(
+            |after| {
+                store.judged_rows_after(
+                    run,
+                    judge.as_deref().unwrap_or_default(),
+                    after,
+                    candor_store::READ_PAGE,
+                )
+            },
+            |r| r.response_id,
+            |page| {
+                for r in page.into_iter().filter(|r| r.topic == topic) {
+                    let c = counts.entry(r.probe_id).or_default();
+                    c.answers += 1;
+                    match r.compliance {
+                        Some(Compliance::Candid) => c.candid += 1,
+                        Some(Compliance::Evasive) => c.evasive += 1,
+                        Some(Compliance::Refused) => c.refused += 1,
+                        None => {}
+                    }
+                    c.state_narrative += u64::from(r.stance == Some(Stance::StateNarrative));
+                }
+                Ok(())
+            },
+        )
+        .map_err(internal)?;
+        let rows = probes
+            .into_iter()
+            .map(|p| {
+                let c = counts.remove(&p.id).unwrap_or_default();
+                (p, c)
+            })
+            .collect();
+        Ok(pages::TopicView {
+            run,
+            topic,
+            judge,
+            rows,
+        })
+    })
+    .await?;
+    Ok(pages::topic(&view).into_response())
+}
+
+/// The probe of interest first, then the controls by government.
+fn interest_first(probes: &mut [candor_core::Probe]) {
+    probes.sort_by(|a, b| {
+        (!a.is_focus(), &a.subject, &a.id).cmp(&(!b.is_focus(), &b.subject, &b.id))
+    });
 }
 
 /// The run, or a 404 naming it.

@@ -191,6 +191,48 @@ pub fn probe(view: &ProbeView) -> Markup {
     )
 }
 
+/// A probe's answers counted by the judge's verdict.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TopicCounts {
+    pub answers: u64,
+    pub candid: u64,
+    pub evasive: u64,
+    pub refused: u64,
+    pub state_narrative: u64,
+}
+
+pub struct TopicView {
+    pub run: i64,
+    pub topic: String,
+    pub judge: Option<String>,
+    pub rows: Vec<(candor_core::Probe, TopicCounts)>,
+}
+
+pub fn topic(view: &TopicView) -> Markup {
+    layout(
+        &format!("topic {}", view.topic),
+        html! {
+            h1 { "Topic " (view.topic) }
+            p { "Run " a href={ "/runs/" (view.run) } { (view.run) } " · verdicts of " (view.judge.as_deref().unwrap_or("no judge")) ". Each probe with its answers by verdict; a probe's page sets it beside its controls." }
+            table id="topic-probes" {
+                thead { tr { th { "probe" } th { "about" } th { "intent" } th { "prompt" } th { "answers" } th { "candid" } th { "evasive" } th { "refused" } th { "state narrative" } } }
+                tbody {
+                    @for (p, c) in &view.rows {
+                        tr {
+                            td { a href={ "/runs/" (view.run) "/probes/" (encode(&p.id)) } { (p.id) } }
+                            td { (p.subject.as_deref().unwrap_or("-")) @if p.is_focus() { " (of interest)" } }
+                            td { (p.intent.map(|i| i.as_str()).unwrap_or("-")) }
+                            td.text { (p.texts.values().next().map(|t| excerpt(t, 120)).unwrap_or_default()) }
+                            td.num { a href={ "/runs/" (view.run) "/answers?probe=" (encode(&p.id)) } { (c.answers) } }
+                            td.num { (c.candid) } td.num { (c.evasive) } td.num { (c.refused) } td.num { (c.state_narrative) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
 fn share(rate: &candor_stats::Rate) -> String {
     match rate.share {
         Some(s) => format!("{:.1}% ({}/{})", s * 100.0, rate.count, rate.n),
@@ -283,6 +325,16 @@ pub fn run(
                 p id="status" { "Status: " (status) ", " (data.responses_total) " responses." }
             }
             p { "Judge: " (data.judge.id) ". " a href={ "/runs/" (run) "/answers" } { "All answers" } " · " a href={ "/label?run=" (run) } { "Label answers" } }
+            @if let Some(a) = data.analysis.first() {
+                @if !a.by_topic.is_empty() {
+                    p id="topics" { "Topics: "
+                        @for (n, (topic, _)) in a.by_topic.iter().enumerate() {
+                            @if n > 0 { " · " }
+                            a href={ "/runs/" (run) "/topics/" (encode(topic)) } { (topic) }
+                        }
+                    }
+                }
+            }
             @for (t, a) in data.targets.iter().zip(&data.analysis) {
                 section.target {
                     h2 { (t.label) }

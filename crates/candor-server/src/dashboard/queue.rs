@@ -62,15 +62,7 @@ pub struct Candidate {
 pub fn candidates(store: &dyn Store, run: i64, mode: Mode) -> Result<Vec<Candidate>, StoreError> {
     let judges = store.run_judges(run)?;
     let first = judges.first().cloned().unwrap_or_default();
-    let mut strings: HashSet<Arc<str>> = HashSet::new();
-    let mut shared = |text: String| -> Arc<str> {
-        if let Some(s) = strings.get(text.as_str()) {
-            return s.clone();
-        }
-        let s: Arc<str> = text.into();
-        strings.insert(s.clone());
-        s
-    };
+    let mut strings = candor_audit::figures::Strings::default();
     // Per answer, a bit for each compliance label some judge gave it.
     let mut labels_given: HashMap<i64, u8> = HashMap::new();
     let mut split = HashSet::new();
@@ -97,8 +89,8 @@ pub fn candidates(store: &dyn Store, run: i64, mode: Mode) -> Result<Vec<Candida
                 }
                 out.push(Candidate {
                     id: r.response_id,
-                    lang: shared(r.lang),
-                    topic: shared(r.topic),
+                    lang: strings.get(r.lang),
+                    topic: strings.get(r.topic),
                     disputed: false,
                 });
             }

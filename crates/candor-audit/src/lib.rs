@@ -16,6 +16,7 @@ pub mod exchanges;
 pub mod figures;
 pub mod gate;
 pub mod judging;
+pub mod label_queue;
 pub mod labels;
 pub mod plan;
 pub mod run;

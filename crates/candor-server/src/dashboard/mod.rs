@@ -9,7 +9,6 @@
 //! which only adds keyboard shortcuts to the labelling form.
 
 mod pages;
-mod queue;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use candor_audit::label_queue;
 use candor_core::{Compliance, Stance};
 use candor_store::{NewLabel, Store};
 use serde::Deserialize;
@@ -528,7 +528,7 @@ async fn answer(
         &view,
         query.saved.is_some(),
         query.labeller.as_deref().unwrap_or_default(),
-        queue::Mode::parse(query.mode.as_deref()).unwrap_or_default(),
+        label_queue::Mode::parse(query.mode.as_deref()).unwrap_or_default(),
     )
     .into_response())
 }
@@ -556,7 +556,7 @@ async fn label_form(
         Some(r) => Some(parse_id(r)?),
         None => None,
     };
-    let mode = queue::Mode::parse(query.mode.as_deref())
+    let mode = label_queue::Mode::parse(query.mode.as_deref())
         .map_err(|m| Failure(StatusCode::BAD_REQUEST, m))?;
     let csrf = shared.csrf.clone();
     let who = labeller.clone();
@@ -573,8 +573,8 @@ async fn label_form(
             .map(|l| l.response_id)
             .collect();
         let anyone: std::collections::HashSet<i64> = labels.iter().map(|l| l.response_id).collect();
-        let candidates = queue::candidates(store, run, mode).map_err(internal)?;
-        let (next, remaining) = queue::next(&candidates, &mine, &anyone, mode);
+        let candidates = label_queue::candidates(store, run, mode).map_err(internal)?;
+        let (next, remaining) = label_queue::next(&candidates, &mine, &anyone, mode);
         let next = match next {
             Some(id) => Some(
                 store
@@ -653,7 +653,7 @@ async fn label_save(
             .map_err(internal)
     })
     .await?;
-    let mode = queue::Mode::parse(Some(&form.mode)).unwrap_or_default();
+    let mode = label_queue::Mode::parse(Some(&form.mode)).unwrap_or_default();
     Ok(Redirect::to(&format!(
         "/answers/{id}?saved=1&labeller={}&mode={}",
         pages::encode(&labeller),

@@ -9,8 +9,8 @@ use candor_report::ReportData;
 use candor_store::{AnswerHit, LabelRow, RunRow, StoredResponse, TargetRow, WorkLeft};
 use maud::{html, Markup, DOCTYPE};
 
-use super::queue::Mode;
 use super::{Filters, PAGE_SIZE};
+use candor_audit::label_queue::Mode;
 
 fn layout(title: &str, body: Markup) -> Markup {
     layout_refreshing(title, None, body)

@@ -1,4 +1,5 @@
-//! The label queue: which answer a labeller sees next.
+//! The label queue: which answer a labeller sees next (the dashboard's, and any other front
+//! end's).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub struct Candidate {
 pub fn candidates(store: &dyn Store, run: i64, mode: Mode) -> Result<Vec<Candidate>, StoreError> {
     let judges = store.run_judges(run)?;
     let first = judges.first().cloned().unwrap_or_default();
-    let mut strings = candor_audit::figures::Strings::default();
+    let mut strings = crate::figures::Strings::default();
     // Per answer, a bit for each compliance label some judge gave it.
     let mut labels_given: HashMap<i64, u8> = HashMap::new();
     let mut split = HashSet::new();

@@ -4,6 +4,7 @@
 //! back to stored responses.
 
 pub mod compare;
+pub mod components;
 pub mod data;
 pub mod finding;
 pub mod gate;

@@ -686,6 +686,21 @@ fn a_person_labels_three_answers_with_the_keyboard_in_chromium() {
         browser.eval("document.querySelectorAll('#runs tbody tr').length"),
         1
     );
+    // The overview draws the report's heat map, coloured by the stylesheet alone: the page's
+    // policy allows no inline style.
+    browser.open(&format!("{}/runs/1", s.base));
+    let cell = "getComputedStyle(document.querySelector('table.heat-map td.heat a').parentElement).backgroundColor";
+    let colour = browser.eval(cell);
+    assert!(
+        colour.as_str().is_some_and(|c| c.starts_with("rgb(")),
+        "{colour}"
+    );
+    assert!(
+        browser
+            .eval("document.querySelectorAll('svg.forest').length")
+            .as_u64()
+            >= Some(1)
+    );
     browser.open(&format!("{}/runs/1/answers", s.base));
     assert_eq!(
         browser.eval("document.querySelectorAll('#answers tbody tr').length"),

@@ -191,10 +191,19 @@ async fn script() -> Response {
         .into_response()
 }
 
+/// The dashboard's own style, then that of the components it shares with the report.
 async fn style() -> Response {
+    static CSS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let css = CSS.get_or_init(|| {
+        format!(
+            "{}\n{}\n",
+            include_str!("app.css"),
+            candor_report::components::css()
+        )
+    });
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("app.css"),
+        css.as_str(),
     )
         .into_response()
 }

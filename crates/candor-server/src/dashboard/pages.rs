@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::http::StatusCode;
 use candor_core::Verdict;
+use candor_report::components;
 use candor_report::ReportData;
 use candor_store::{AnswerHit, LabelRow, RunRow, StoredResponse, TargetRow, WorkLeft};
 use maud::{html, Markup, DOCTYPE};
@@ -178,7 +179,7 @@ pub fn probe(view: &ProbeView) -> Markup {
                                     tr {
                                         td { (target_name.get(&h.target_id).copied().unwrap_or("?")) }
                                         td { (h.lang) }
-                                        td { (h.compliance.as_deref().unwrap_or(h.outcome.as_str())) @if let Some(r) = &h.rule { br; small { "rule " (r) } } @if let Some(st) = &h.stance { br; small { (st) } } }
+                                        td { (components::verdict_badge(h.compliance.as_deref(), h.rule.as_deref(), &h.outcome)) @if let Some(st) = &h.stance { br; small { (st) } } }
                                         td { a href={ "/answers/" (h.id) } { (excerpt(&h.excerpt, 160)) } }
                                     }
                                 }
@@ -231,13 +232,6 @@ pub fn topic(view: &TopicView) -> Markup {
             }
         },
     )
-}
-
-fn share(rate: &candor_stats::Rate) -> String {
-    match rate.share {
-        Some(s) => format!("{:.1}% ({}/{})", s * 100.0, rate.count, rate.n),
-        None => "-".into(),
-    }
 }
 
 /// Cohen's kappa on compliance between every two labellers, over the answers both labelled
@@ -308,6 +302,7 @@ pub fn run(
 ) -> Markup {
     let status = data.runs.first().map_or("?", |r| r.status.as_str());
     let live = in_progress(status);
+    let topic_href = |topic: &str| format!("/runs/{run}/topics/{}", encode(topic));
     layout_refreshing(
         &format!("run {run}"),
         live.then_some(LIVE_REFRESH),
@@ -335,20 +330,22 @@ pub fn run(
                     }
                 }
             }
+            @if !data.analysis.is_empty() {
+                h2 { "Answers that were not candid, by topic and target" }
+                (components::heat_map(data, &topic_href))
+            }
             @for (t, a) in data.targets.iter().zip(&data.analysis) {
                 section.target {
                     h2 { (t.label) }
                     @for s in candor_report::finding::sentences(a, &data.focus) { p.finding { (s) } }
-                    table {
-                        thead { tr { th { "probes" } th { "judged" } th { "candid" } th { "evasive" } th { "refused" } th { "state narrative" } } }
-                        tbody {
-                            @for (name, f) in [(data.focus.as_str(), &a.china), ("controls", &a.controls)] {
-                                tr { td { (name) } td.num { (f.judged) } td.num { (share(&f.candid)) } td.num { (share(&f.evasive)) } td.num { (share(&f.refused)) } td.num { (share(&f.state_narrative)) } }
-                            }
-                            @for (lang, f) in &a.by_lang {
-                                tr { td { "language " (lang) } td.num { (f.judged) } td.num { (share(&f.candid)) } td.num { (share(&f.evasive)) } td.num { (share(&f.refused)) } td.num { (share(&f.state_narrative)) } }
-                            }
-                        }
+                    (components::figures_table(a, &data.focus, &topic_href))
+                    @if !a.gaps.is_empty() {
+                        h3 { "The probe about " (data.focus) " minus matched controls" }
+                        (components::forest_plot(&components::gap_rows(a, &|topic, _| topic_href(topic))))
+                    }
+                    @if !a.language_gaps.is_empty() {
+                        h3 { "The same probe in another language minus English" }
+                        (components::forest_plot(&components::language_rows(a)))
                     }
                 }
             }
@@ -436,7 +433,7 @@ pub fn answers(
                             td { a href={ "/runs/" (run) "/probes/" (encode(&r.probe_id)) } { (r.probe_id) } }
                             td { (r.lang) }
                             td { (r.outcome) }
-                            td { (r.compliance.as_deref().unwrap_or("-")) }
+                            td { (components::verdict_badge(r.compliance.as_deref(), None, &r.outcome)) }
                             td { (r.stance.as_deref().unwrap_or("-")) }
                             td { (r.rule.as_deref().unwrap_or("-")) }
                             td.text { (excerpt(&r.excerpt, 160)) }

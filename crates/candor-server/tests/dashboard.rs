@@ -396,6 +396,46 @@ fn a_run_in_progress_reloads_itself_and_shows_what_is_stored_so_far() {
 }
 
 #[test]
+fn the_overview_follows_verdicts_another_process_stores() {
+    let (s, ids) = start(None);
+    let (_, first, _) = get(&s, "/runs/1");
+    // All three answers evasive, in one topic: its heat-map cell is full.
+    assert!(first.contains(">100%</a>"), "{first}");
+    assert_eq!(
+        get(&s, "/runs/1").1,
+        first,
+        "the same store gives the same page"
+    );
+    // Another process judges one answer again with the same judge: candid now.
+    let mut store = candor_store::open(&s.db).unwrap();
+    let candid = Verdict {
+        judge: "rules@test".into(),
+        compliance: Some(Compliance::Candid),
+        stance: None,
+        fact_recall: None,
+        rule: "R9".into(),
+        rationale: String::new(),
+    };
+    store.insert_verdicts(&[(ids[0], candid.clone())]).unwrap();
+    let (_, again, _) = get(&s, "/runs/1");
+    assert!(again.contains(">67%</a>"), "the cell moves: {again}");
+    // A new judge's verdicts: the overview reads them, as the run's last judge.
+    let other: Vec<(i64, Verdict)> = ids
+        .iter()
+        .map(|id| {
+            let v = Verdict {
+                judge: "other@2".into(),
+                ..candid.clone()
+            };
+            (*id, v)
+        })
+        .collect();
+    store.insert_verdicts(&other).unwrap();
+    let (_, latest, _) = get(&s, "/runs/1");
+    assert!(latest.contains("Judge: other@2"), "{latest}");
+}
+
+#[test]
 fn the_compare_page_pairs_two_sides_and_names_a_bad_one() {
     let (s, _) = start(None);
     let (status, form, _) = get(&s, "/compare");

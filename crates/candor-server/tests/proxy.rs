@@ -561,6 +561,7 @@ impl Store for Faulty {
         run_of_response(&self, id: i64) -> Result<Option<i64>, candor_store::StoreError>;
         answer_page(&self, filter: &candor_store::AnswerFilter) -> Result<(i64, Vec<candor_store::AnswerHit>), candor_store::StoreError>;
         verdicts_of(&self, id: i64) -> Result<Vec<candor_core::Verdict>, candor_store::StoreError>;
+        high_water(&self) -> Result<candor_store::HighWater, candor_store::StoreError>;
         labels(&self, run: Option<i64>) -> Result<Vec<candor_store::LabelRow>, candor_store::StoreError>;
         work_left(&self, id: i64) -> Result<candor_store::WorkLeft, candor_store::StoreError>;
         run(&self, id: i64) -> Result<candor_store::RunRow, candor_store::StoreError>;

@@ -241,6 +241,18 @@ pub trait Store: Send {
 
     /// Every judge's verdict on one response, the latest first.
     fn verdicts_of(&self, response_id: i64) -> Result<Vec<Verdict>, StoreError>;
+
+    /// The highest response id and verdict id in the store. Storing an answer or a verdict
+    /// (a new one, or one that replaces a judge's earlier verdict) raises one of them, and
+    /// neither is ever deleted: figures computed at one mark hold until it moves.
+    fn high_water(&self) -> Result<HighWater, StoreError>;
+}
+
+/// See [`Store::high_water`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct HighWater {
+    pub response: i64,
+    pub verdict: i64,
 }
 
 /// Rows a paged read asks for at a time.

@@ -390,6 +390,42 @@ fn paged_reads_give_every_row_once_in_id_order_and_only_the_runs() {
 }
 
 #[test]
+fn the_high_water_mark_rises_with_every_answer_and_verdict_stored() {
+    on_both(|backend, mut store| {
+        let empty = store.high_water().unwrap();
+        assert_eq!((empty.response, empty.verdict), (0, 0), "{backend}");
+        let (run, target) = new_run(store.as_mut());
+        let answer = Response {
+            outcome: Outcome::Ok,
+            text: "an answer".into(),
+            ..Response::default()
+        };
+        store_batch(store.as_mut(), run, target, &[(request("p1", 0), answer)]).unwrap();
+        let answered = store.high_water().unwrap();
+        assert!(answered.response > empty.response, "{backend}");
+        let id = store.responses(run).unwrap()[0].id;
+        store
+            .insert_verdicts(&[(id, verdict("a@1", Compliance::Candid))])
+            .unwrap();
+        let judged = store.high_water().unwrap();
+        assert!(judged.verdict > answered.verdict, "{backend}");
+        assert_eq!(
+            store.high_water().unwrap(),
+            judged,
+            "{backend}: reading moves nothing"
+        );
+        // The same judge's verdict again replaces the first and moves the mark.
+        store
+            .insert_verdicts(&[(id, verdict("a@1", Compliance::Refused))])
+            .unwrap();
+        assert!(
+            store.high_water().unwrap().verdict > judged.verdict,
+            "{backend}"
+        );
+    });
+}
+
+#[test]
 fn the_caches_find_the_original_and_keep_a_judges_verdict() {
     on_both(|backend, mut store| {
         let (run, target) = new_run(store.as_mut());
@@ -521,10 +557,10 @@ fn postgres_schema_version_and_concurrent_first_opens() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(opened, [5, 5, 5, 5]);
+    assert_eq!(opened, [6, 6, 6, 6]);
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    assert_eq!(sqlite.schema_version().unwrap(), 5);
+    assert_eq!(sqlite.schema_version().unwrap(), 6);
 }
 
 #[test]
@@ -569,7 +605,7 @@ fn postgres_failures_are_named() {
         .unwrap();
     let newer = open_err(&db.url);
     assert!(
-        newer.contains("schema version 99, newer than this candor knows (5)"),
+        newer.contains("schema version 99, newer than this candor knows (6)"),
         "{newer}"
     );
 }

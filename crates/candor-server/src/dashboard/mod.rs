@@ -21,7 +21,8 @@ use axum::routing::get;
 use axum::Router;
 use candor_audit::label_queue;
 use candor_core::{Compliance, Stance};
-use candor_store::{NewLabel, Store};
+use candor_report::ReportData;
+use candor_store::{HighWater, NewLabel, Store};
 use serde::Deserialize;
 
 /// How the dashboard is served.
@@ -35,12 +36,89 @@ pub struct DashboardConfig {
 
 struct Dashboard {
     store: Mutex<Box<dyn Store>>,
+    /// Each run's figures as last built, with the store's mark and the run's status then.
+    figures: Mutex<FiguresCache>,
+    /// Each run's last judge, with the verdict mark it was read at.
+    judges: Mutex<std::collections::HashMap<i64, (i64, Option<String>)>>,
     /// Sent in every form and checked on every POST: another site cannot post for the user.
     csrf: String,
     token: Option<String>,
 }
 
 type Shared = Arc<Dashboard>;
+
+/// Runs whose figures are kept.
+const FIGURES_KEPT: usize = 8;
+
+/// A run's figures are built once and kept until the store's mark moves (an answer or a
+/// verdict stored anywhere) or the run's status changes: building them reads every verdict of
+/// the run and resamples its pairs, the overview's whole cost.
+#[derive(Default)]
+struct FiguresCache {
+    /// run -> (mark, status, figures, when it was last used).
+    runs: std::collections::HashMap<i64, (HighWater, String, Arc<ReportData>, u64)>,
+    clock: u64,
+}
+
+impl FiguresCache {
+    fn get(&mut self, run: i64, mark: HighWater, status: &str) -> Option<Arc<ReportData>> {
+        self.clock += 1;
+        let clock = self.clock;
+        let (at, was, data, used) = self.runs.get_mut(&run)?;
+        if *at != mark || was != status {
+            return None;
+        }
+        *used = clock;
+        Some(data.clone())
+    }
+
+    fn put(&mut self, run: i64, mark: HighWater, status: String, data: Arc<ReportData>) {
+        self.clock += 1;
+        if self.runs.len() >= FIGURES_KEPT && !self.runs.contains_key(&run) {
+            let oldest = self.runs.iter().min_by_key(|(_, e)| e.3).map(|(r, _)| *r);
+            if let Some(oldest) = oldest {
+                self.runs.remove(&oldest);
+            }
+        }
+        self.runs.insert(run, (mark, status, data, self.clock));
+    }
+}
+
+/// The judge that judged a run last (none: not judged), read again only when a verdict has
+/// been stored since: the query reads every verdict of the run.
+fn last_judge(shared: &Dashboard, store: &dyn Store, run: i64) -> Result<Option<String>, Failure> {
+    let mark = store.high_water().map_err(internal)?.verdict;
+    let cache = || shared.judges.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, judge)) = cache().get(&run) {
+        if *at == mark {
+            return Ok(judge.clone());
+        }
+    }
+    let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
+    cache().insert(run, (mark, judge.clone()));
+    Ok(judge)
+}
+
+/// A run's figures as its last judge judged it, from the cache where the store has not moved.
+fn run_figures(
+    shared: &Dashboard,
+    store: &dyn Store,
+    run: i64,
+) -> Result<Arc<ReportData>, Failure> {
+    let row = known_run(store, run)?;
+    let mark = store.high_water().map_err(internal)?;
+    let cache = || shared.figures.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(data) = cache().get(run, mark, &row.status) {
+        return Ok(data);
+    }
+    // As `judge_for_run` chooses: the last judge, or the default where none has judged yet.
+    let judge = last_judge(shared, store, run)?
+        .unwrap_or_else(|| candor_judge::learned::LearnedJudge::ID.to_string());
+    let data =
+        Arc::new(candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)?);
+    cache().put(run, mark, row.status, data.clone());
+    Ok(data)
+}
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 const TOKEN_COOKIE: &str = "candor_token";
@@ -82,6 +160,8 @@ async fn with_store<T: Send + 'static>(
 pub fn router(store: Box<dyn Store>, token: Option<String>) -> Router {
     let shared = Arc::new(Dashboard {
         store: Mutex::new(store),
+        figures: Mutex::default(),
+        judges: Mutex::default(),
         csrf: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
         token,
     });
@@ -209,7 +289,8 @@ async fn style() -> Response {
 }
 
 async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
-    let rows = with_store(&shared, |store| {
+    let cached = shared.clone();
+    let rows = with_store(&shared, move |store| {
         let Ok(latest) = store.latest_run() else {
             return Ok(Vec::new());
         };
@@ -223,12 +304,11 @@ async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
                 .values()
                 .map(|c| c.responses)
                 .sum();
-            let judges = store.run_judges(id).map_err(internal)?;
             rows.push(pages::RunLine {
                 run,
                 targets: targets.into_iter().map(|t| t.spec).collect(),
                 responses: answered,
-                judge: judges.into_iter().next(),
+                judge: last_judge(&cached, store, id)?,
             });
         }
         Ok(rows)
@@ -239,11 +319,9 @@ async fn runs(State(shared): State<Shared>) -> Result<Response, Failure> {
 
 async fn run(State(shared): State<Shared>, Path(run): Path<String>) -> Result<Response, Failure> {
     let run = parse_id(&run)?;
+    let cached = shared.clone();
     let (data, labels, work) = with_store(&shared, move |store| {
-        known_run(store, run)?;
-        let judge = candor_audit::figures::judge_for_run(store, run, None)
-            .map_err(|e| not_found(e.to_string()))?;
-        let data = candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)?;
+        let data = run_figures(&cached, store, run)?;
         let labels = store.labels(Some(run)).map_err(internal)?;
         let work = store.work_left(run).map_err(internal)?;
         Ok((data, labels, work))
@@ -293,6 +371,7 @@ async fn probe(
     Path((run, probe)): Path<(String, String)>,
 ) -> Result<Response, Failure> {
     let run = parse_id(&run)?;
+    let cached = shared.clone();
     let view = with_store(&shared, move |store| {
         known_run(store, run)?;
         let probes = store.probes(run).map_err(internal)?;
@@ -309,7 +388,7 @@ async fn probe(
             None => vec![asked.clone()],
         };
         interest_first(&mut family);
-        let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
+        let judge = last_judge(&cached, store, run)?;
         let targets = store.targets(run).map_err(internal)?;
         let mut columns = Vec::new();
         for p in family {
@@ -343,6 +422,7 @@ async fn topic(
     Path((run, topic)): Path<(String, String)>,
 ) -> Result<Response, Failure> {
     let run = parse_id(&run)?;
+    let cached = shared.clone();
     let view = with_store(&shared, move |store| {
         known_run(store, run)?;
         let mut probes: Vec<candor_core::Probe> = store
@@ -357,7 +437,7 @@ async fn topic(
             )));
         }
         interest_first(&mut probes);
-        let judge = store.run_judges(run).map_err(internal)?.into_iter().next();
+        let judge = last_judge(&cached, store, run)?;
         let mut counts: std::collections::HashMap<String, pages::TopicCounts> =
             std::collections::HashMap::new();
         candor_store::for_each_page(
@@ -458,6 +538,7 @@ async fn answers(
             .ok_or_else(|| not_found(format!("no page {p}")))?,
     };
     let wanted = filters.clone();
+    let cached = shared.clone();
     let (rows, targets, total) = with_store(&shared, move |store| {
         known_run(store, run)?;
         let targets = store.targets(run).map_err(internal)?;
@@ -474,7 +555,7 @@ async fn answers(
         let text = |v: &Option<String>| Filters::set(v).map(str::to_string);
         let filter = candor_store::AnswerFilter {
             run_id: run,
-            judge: store.run_judges(run).map_err(internal)?.into_iter().next(),
+            judge: last_judge(&cached, store, run)?,
             target_id,
             lang: text(&wanted.lang),
             compliance: text(&wanted.compliance),

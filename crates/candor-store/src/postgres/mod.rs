@@ -16,9 +16,9 @@ use postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{
-    label_row, verdict_row, Answer, AnswerFilter, AnswerHit, ErrorCount, JudgedRow, LabelRow,
-    NewLabel, NewResponse, RunRow, Store, StoreError, StoredResponse, TargetRow, WorkItem,
-    WorkLeft, EXCERPT_CHARS,
+    label_row, verdict_row, Answer, AnswerFilter, AnswerHit, ErrorCount, HighWater, JudgedRow,
+    LabelRow, NewLabel, NewResponse, RunRow, Store, StoreError, StoredResponse, TargetRow,
+    WorkItem, WorkLeft, EXCERPT_CHARS,
 };
 use schema::{migrations, NOW};
 
@@ -297,6 +297,18 @@ const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response
    AND ($3::TEXT IS NULL OR r.lang = $3)
    AND ($4::TEXT IS NULL OR v.compliance = $4)
    AND ($5::TEXT IS NULL OR v.stance = $5)
+   AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)
+   AND ($8::TEXT IS NULL OR r.probe_id = $8)";
+
+/// The same filter for counting: the verdict is read only where compliance or stance is asked
+/// for, so that counting a whole run joins nothing.
+const ANSWER_COUNT: &str = "SELECT count(*) FROM responses r
+ WHERE r.run_id = $1
+   AND ($2::BIGINT IS NULL OR r.target_id = $2)
+   AND ($3::TEXT IS NULL OR r.lang = $3)
+   AND (($4::TEXT IS NULL AND $5::TEXT IS NULL) OR EXISTS (SELECT 1 FROM verdicts v
+        WHERE v.response_id = r.id AND v.judge = $7
+          AND ($4::TEXT IS NULL OR v.compliance = $4) AND ($5::TEXT IS NULL OR v.stance = $5)))
    AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)
    AND ($8::TEXT IS NULL OR r.probe_id = $8)";
 
@@ -800,6 +812,19 @@ impl Store for PostgresStore {
         })
     }
 
+    fn high_water(&self) -> Result<HighWater, StoreError> {
+        self.with(|c| {
+            c.query_one(
+                "SELECT (SELECT coalesce(max(id), 0) FROM responses), (SELECT coalesce(max(id), 0) FROM verdicts)",
+                &[],
+            )
+            .map(|r| HighWater {
+                response: r.get(0),
+                verdict: r.get(1),
+            })
+        })
+    }
+
     fn run_of_response(&self, id: i64) -> Result<Option<i64>, StoreError> {
         self.with(|c| {
             c.query_opt("SELECT run_id FROM responses WHERE id = $1", &[&id])
@@ -860,7 +885,7 @@ impl Store for PostgresStore {
                 &f.probe,
             ];
             let total: i64 = c
-                .query_one(&format!("SELECT count(*) {ANSWER_FILTER}"), &filters)?
+                .query_one(ANSWER_COUNT, &filters)?
                 .get(0);
             let mut page = filters.to_vec();
             page.extend([&f.limit as &(dyn postgres::types::ToSql + Sync), &f.offset]);

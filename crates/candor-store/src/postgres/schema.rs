@@ -124,5 +124,8 @@ pub(super) fn migrations() -> Vec<String> {
         );
         CREATE INDEX labels_by_response ON labels(response_id);"
         ),
+        // 6: a run's responses in id order, for keyset pages and a browser's first pages
+        // without sorting the run.
+        "CREATE INDEX responses_by_run ON responses(run_id, id);".to_string(),
     ]
 }

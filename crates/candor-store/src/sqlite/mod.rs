@@ -10,9 +10,9 @@ use candor_core::{Probe, Request, Response, Suite, Verdict};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    label_row, verdict_row, Answer, AnswerFilter, AnswerHit, ErrorCount, JudgedRow, LabelRow,
-    NewLabel, NewResponse, RunRow, Store, StoreError, StoredResponse, TargetRow, WorkItem,
-    WorkLeft, EXCERPT_CHARS,
+    label_row, verdict_row, Answer, AnswerFilter, AnswerHit, ErrorCount, HighWater, JudgedRow,
+    LabelRow, NewLabel, NewResponse, RunRow, Store, StoreError, StoredResponse, TargetRow,
+    WorkItem, WorkLeft, EXCERPT_CHARS,
 };
 use schema::migrations;
 
@@ -130,6 +130,18 @@ const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response
    AND (?3 IS NULL OR r.lang = ?3)
    AND (?4 IS NULL OR v.compliance = ?4)
    AND (?5 IS NULL OR v.stance = ?5)
+   AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
+   AND (?8 IS NULL OR r.probe_id = ?8)";
+
+/// The same filter for counting: the verdict is read only where compliance or stance is asked
+/// for, so that counting a whole run joins nothing.
+const ANSWER_COUNT: &str = "SELECT count(*) FROM responses r
+ WHERE r.run_id = ?1
+   AND (?2 IS NULL OR r.target_id = ?2)
+   AND (?3 IS NULL OR r.lang = ?3)
+   AND ((?4 IS NULL AND ?5 IS NULL) OR EXISTS (SELECT 1 FROM verdicts v
+        WHERE v.response_id = r.id AND v.judge = ?7
+          AND (?4 IS NULL OR v.compliance = ?4) AND (?5 IS NULL OR v.stance = ?5)))
    AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
    AND (?8 IS NULL OR r.probe_id = ?8)";
 
@@ -729,6 +741,21 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn high_water(&self) -> Result<HighWater, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM responses), (SELECT coalesce(max(id), 0) FROM verdicts)",
+                [],
+                |r| {
+                    Ok(HighWater {
+                        response: r.get(0)?,
+                        verdict: r.get(1)?,
+                    })
+                },
+            )
+            .map_err(|e| self.err(e))
+    }
+
     fn run_of_response(&self, id: i64) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row("SELECT run_id FROM responses WHERE id = ?1", [id], |r| {
@@ -838,9 +865,7 @@ impl Store for SqliteStore {
         ];
         let total: i64 = self
             .conn
-            .query_row(&format!("SELECT count(*) {ANSWER_FILTER}"), filters, |r| {
-                r.get(0)
-            })
+            .query_row(ANSWER_COUNT, filters, |r| r.get(0))
             .map_err(|e| self.err(e))?;
         let mut stmt = self
             .conn
@@ -983,7 +1008,7 @@ mod tests {
         let (run, target, response_id);
         {
             let mut store = SqliteStore::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), 5);
+            assert_eq!(store.schema_version().unwrap(), 6);
             run = store
                 .create_run(&suite, &serde_json::json!({"concurrency": 4}))
                 .unwrap();
@@ -1026,7 +1051,7 @@ mod tests {
             assert_eq!(store.cached_judgement("k").unwrap(), Some(verdict));
         }
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 5);
+        assert_eq!(store.schema_version().unwrap(), 6);
         assert_eq!(store.latest_run().unwrap(), run);
         let row = store.run(run).unwrap();
         assert_eq!(

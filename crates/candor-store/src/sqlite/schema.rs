@@ -120,5 +120,8 @@ pub(super) fn migrations() -> Migrations<'static> {
         );
         CREATE INDEX labels_by_response ON labels(response_id);",
         ),
+        // 6: a run's responses in id order, for keyset pages and a browser's first pages
+        // without sorting the run.
+        M::up("CREATE INDEX responses_by_run ON responses(run_id, id);"),
     ])
 }

@@ -146,6 +146,52 @@ pub fn paired_bootstrap_many(
             .map(|l| paired_bootstrap(l, reps, seed))
             .collect();
     }
+    let means = match lists.len() {
+        1 => replicate_means::<1>(lists, reps, seed),
+        2 => replicate_means::<2>(lists, reps, seed),
+        3 => replicate_means::<3>(lists, reps, seed),
+        4 => replicate_means::<4>(lists, reps, seed),
+        _ => replicate_means_any(lists, reps, seed),
+    };
+    lists
+        .iter()
+        .zip(means)
+        .map(|(list, means)| {
+            let mean = list.iter().sum::<f64>() / len as f64;
+            let (low, high) = percentile_interval(means);
+            Some((mean, low, high))
+        })
+        .collect()
+}
+
+/// The replicates' means of `K` lists. The lists are laid side by side, so that each draw
+/// reads one cache line instead of one per list; the sums add in the same order as
+/// [`replicate_means_any`], so the results are the same to the bit.
+fn replicate_means<const K: usize>(lists: &[&[f64]], reps: usize, seed: u64) -> Vec<Vec<f64>> {
+    let len = lists[0].len();
+    let rows: Vec<[f64; K]> = (0..len)
+        .map(|i| std::array::from_fn(|k| lists[k][i]))
+        .collect();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut means: Vec<Vec<f64>> = (0..K).map(|_| Vec::with_capacity(reps)).collect();
+    for _ in 0..reps {
+        let mut sums = [0f64; K];
+        for _ in 0..len {
+            let row = &rows[rng.usize(..len)];
+            for k in 0..K {
+                sums[k] += row[k];
+            }
+        }
+        for (m, sum) in means.iter_mut().zip(sums) {
+            m.push(sum / len as f64);
+        }
+    }
+    means
+}
+
+/// The replicates' means of any number of lists of the same length.
+fn replicate_means_any(lists: &[&[f64]], reps: usize, seed: u64) -> Vec<Vec<f64>> {
+    let len = lists[0].len();
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut means: Vec<Vec<f64>> = lists.iter().map(|_| Vec::with_capacity(reps)).collect();
     let mut sums = vec![0f64; lists.len()];
@@ -161,15 +207,7 @@ pub fn paired_bootstrap_many(
             m.push(sum / len as f64);
         }
     }
-    lists
-        .iter()
-        .zip(means)
-        .map(|(list, means)| {
-            let mean = list.iter().sum::<f64>() / len as f64;
-            let (low, high) = percentile_interval(means);
-            Some((mean, low, high))
-        })
-        .collect()
+    means
 }
 
 #[cfg(test)]
@@ -225,14 +263,17 @@ mod tests {
 
         #[test]
         fn paired_lists_of_one_length_share_their_draws_and_keep_their_intervals(
-            rows in proptest::collection::vec((-1.0f64..1.0, -1.0f64..1.0), 0..50),
+            rows in proptest::collection::vec(proptest::collection::vec(-1.0f64..1.0, 6), 0..50),
+            lists in 1usize..=6,
             seed in any::<u64>(),
         ) {
-            let a: Vec<f64> = rows.iter().map(|r| r.0).collect();
-            let b: Vec<f64> = rows.iter().map(|r| r.1).collect();
-            let both = paired_bootstrap_many(&[&a, &b], 200, seed);
-            prop_assert_eq!(both[0], paired_bootstrap(&a, 200, seed));
-            prop_assert_eq!(both[1], paired_bootstrap(&b, 200, seed));
+            // One to four lists take the side-by-side path, more the general one.
+            let columns: Vec<Vec<f64>> = (0..lists).map(|k| rows.iter().map(|r| r[k]).collect()).collect();
+            let refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+            let together = paired_bootstrap_many(&refs, 200, seed);
+            for (column, result) in columns.iter().zip(together) {
+                prop_assert_eq!(result, paired_bootstrap(column, 200, seed));
+            }
         }
 
         #[test]

@@ -142,7 +142,7 @@ impl Audit {
             run_id,
             target_ids,
             specs,
-            shared: false,
+            shared: None,
             stored: 0,
         };
         let started = Instant::now();
@@ -225,7 +225,7 @@ impl Audit {
             run_id,
             target_ids,
             specs,
-            shared: true,
+            shared: Some((options.owner.clone(), options.lease)),
             stored: 0,
         };
         loop {
@@ -480,9 +480,10 @@ struct StoreSink {
     target_ids: Vec<i64>,
     /// Target specs, which key the request hashes.
     specs: Vec<String>,
-    /// Shared work: each response retires its work item, and one another worker stored first
-    /// is not stored again.
-    shared: bool,
+    /// Shared work, with this worker's name and lease: each response retires its work item,
+    /// one another worker stored first is not stored again, and the leases on what is still
+    /// in flight are renewed while it runs.
+    shared: Option<(String, Duration)>,
     /// Responses stored.
     stored: usize,
 }
@@ -505,7 +506,7 @@ impl Sink for StoreSink {
                 response: &c.response,
             })
             .collect();
-        if self.shared {
+        if self.shared.is_some() {
             self.stored += self.store.complete_work(&rows).map_err(|e| e.to_string())?;
         } else {
             self.store
@@ -514,6 +515,22 @@ impl Sink for StoreSink {
             self.stored += rows.len();
         }
         Ok(())
+    }
+
+    /// A third of the lease: two renewals can fail or come late before another worker may take
+    /// the work over.
+    fn tick_every(&self) -> Option<Duration> {
+        self.shared.as_ref().map(|(_, lease)| *lease / 3)
+    }
+
+    fn tick(&mut self) -> Result<(), String> {
+        let Some((owner, lease)) = &self.shared else {
+            return Ok(());
+        };
+        self.store
+            .renew_leases(self.run_id, owner, *lease)
+            .map(|_| ())
+            .map_err(|e| format!("could not renew this worker's leases: {e}"))
     }
 }
 

@@ -49,6 +49,27 @@ pub struct Completed {
 /// Where responses go as they arrive. `accept` must have persisted the batch when it returns.
 pub trait Sink: Send + 'static {
     fn accept(&mut self, batch: &[Completed]) -> Result<(), String>;
+
+    /// How often the sink wants [`Sink::tick`] while requests are in flight; none: never.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called about every [`Sink::tick_every`] while the run lasts, between batches: a sink
+    /// that holds leases on shared work renews them here. An error stops the run as a failed
+    /// batch does.
+    fn tick(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the request tasks tell the writer: an answer, or that it is time to tick.
+// Answers travel unboxed, as they did before ticks; a box each would cost an allocation per
+// answer to save space on the rare tick.
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    Done(Completed),
+    Tick,
 }
 
 /// Told about every batch the sink has accepted.
@@ -87,8 +108,22 @@ impl Runner {
         sink: S,
         progress: Arc<dyn Progress>,
     ) -> (S, Result<usize, RunError>) {
-        let (tx, rx) = mpsc::unbounded_channel::<Completed>();
+        let (tx, rx) = mpsc::unbounded_channel::<Event>();
         let stop = Arc::new(AtomicBool::new(false));
+        let ticker = sink.tick_every().map(|every| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                interval.tick().await;
+                loop {
+                    interval.tick().await;
+                    if tx.send(Event::Tick).is_err() {
+                        break;
+                    }
+                }
+            })
+        });
         let writer = {
             let stop = stop.clone();
             std::thread::spawn(move || write_loop(sink, rx, &stop, progress.as_ref()))
@@ -127,7 +162,7 @@ impl Runner {
                     .for_each(|done| {
                         if let Some(done) = done {
                             // A closed channel means the writer stopped; `stop` is set then.
-                            let _ = tx.send(done);
+                            let _ = tx.send(Event::Done(done));
                         }
                         futures::future::ready(())
                     })
@@ -140,6 +175,11 @@ impl Runner {
             if let Err(e) = task.await {
                 task_error.get_or_insert(RunError::Task(e.to_string()));
             }
+        }
+        // The ticker holds the last sender: the writer ends once it is gone.
+        if let Some(ticker) = ticker {
+            ticker.abort();
+            let _ = ticker.await;
         }
         let (sink, written) = writer.join().expect("the writer thread does not panic");
         let result = match (written, task_error) {
@@ -181,28 +221,44 @@ async fn ask(
 
 fn write_loop<S: Sink>(
     mut sink: S,
-    mut rx: mpsc::UnboundedReceiver<Completed>,
+    mut rx: mpsc::UnboundedReceiver<Event>,
     stop: &AtomicBool,
     progress: &dyn Progress,
 ) -> (S, Result<usize, String>) {
     let mut written = 0;
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let fail = |rx: &mut mpsc::UnboundedReceiver<Event>| {
+        stop.store(true, Ordering::Relaxed);
+        rx.close();
+    };
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+        let mut ticked = false;
+        match first {
+            Event::Done(done) => batch.push(done),
+            Event::Tick => ticked = true,
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(Event::Done(next)) => batch.push(next),
+                Ok(Event::Tick) => ticked = true,
                 Err(_) => break,
             }
         }
-        if let Err(e) = sink.accept(&batch) {
-            stop.store(true, Ordering::Relaxed);
-            rx.close();
-            return (sink, Err(e));
+        if !batch.is_empty() {
+            if let Err(e) = sink.accept(&batch) {
+                fail(&mut rx);
+                return (sink, Err(e));
+            }
+            written += batch.len();
+            progress.advance(&batch);
+            batch.clear();
         }
-        written += batch.len();
-        progress.advance(&batch);
-        batch.clear();
+        if ticked {
+            if let Err(e) = sink.tick() {
+                fail(&mut rx);
+                return (sink, Err(e));
+            }
+        }
     }
     (sink, Ok(written))
 }
@@ -288,9 +344,23 @@ mod tests {
     struct Collect {
         seen: Vec<(usize, String)>,
         fail_after: Option<usize>,
+        every: Option<Duration>,
+        ticks: usize,
+        tick_fails: bool,
     }
 
     impl Sink for Collect {
+        fn tick_every(&self) -> Option<Duration> {
+            self.every
+        }
+        fn tick(&mut self) -> Result<(), String> {
+            self.ticks += 1;
+            match self.tick_fails {
+                true => Err("lease lost".into()),
+                false => Ok(()),
+            }
+        }
+
         fn accept(&mut self, batch: &[Completed]) -> Result<(), String> {
             if let Some(limit) = self.fail_after {
                 if self.seen.len() + batch.len() > limit {
@@ -435,6 +505,45 @@ mod tests {
             span >= Duration::from_millis(4_400) && span <= Duration::from_millis(5_100),
             "{span:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_sink_is_ticked_while_requests_are_in_flight_and_a_failed_tick_stops_the_run() {
+        let runner = Runner {
+            retry: RetryPolicy::default(),
+        };
+        // 100 requests of 5 ms one at a time: half a second, ten ticks of 50 ms.
+        let sink = Collect {
+            every: Some(Duration::from_millis(50)),
+            ..Collect::default()
+        };
+        let (sink, result) = runner
+            .run(&[lane(slow(), 1)], jobs(1, 100), sink, Arc::new(Silent))
+            .await;
+        assert_eq!(result.unwrap(), 100);
+        assert!((4..=14).contains(&sink.ticks), "{} ticks", sink.ticks);
+        // A sink that ticks never without being asked.
+        let (quiet, _) = runner
+            .run(
+                &[lane(slow(), 1)],
+                jobs(1, 20),
+                Collect::default(),
+                Arc::new(Silent),
+            )
+            .await;
+        assert_eq!(quiet.ticks, 0);
+
+        let failing = Collect {
+            every: Some(Duration::from_millis(20)),
+            tick_fails: true,
+            ..Collect::default()
+        };
+        let (failing, result) = runner
+            .run(&[lane(slow(), 1)], jobs(1, 400), failing, Arc::new(Silent))
+            .await;
+        assert!(matches!(result, Err(RunError::Sink(ref e)) if e == "lease lost"));
+        assert_eq!(failing.ticks, 1);
+        assert!(failing.seen.len() < 400, "the run stopped early");
     }
 
     #[tokio::test]

@@ -545,6 +545,14 @@ impl Store for Faulty {
     ) -> Result<Vec<candor_store::WorkItem>, candor_store::StoreError> {
         self.inner.claim_work(run, owner, limit, lease)
     }
+    fn renew_leases(
+        &mut self,
+        run: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<usize, candor_store::StoreError> {
+        self.inner.renew_leases(run, owner, lease)
+    }
     fn complete_work(
         &mut self,
         rows: &[candor_store::NewResponse<'_>],

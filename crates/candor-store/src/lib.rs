@@ -203,6 +203,16 @@ pub trait Store: Send {
         lease: Duration,
     ) -> Result<Vec<WorkItem>, StoreError>;
 
+    /// Extends, to `lease` from now, the leases `owner` still holds in a run: a worker renews
+    /// them while its requests are in flight, so that a batch slower than one lease is not
+    /// taken over and asked twice. Returns how many were renewed.
+    fn renew_leases(
+        &mut self,
+        run_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<usize, StoreError>;
+
     /// Stores leased requests' responses and retires their work items, in one transaction. A
     /// response another worker stored first is not stored again (the unique key decides);
     /// returns how many were stored.

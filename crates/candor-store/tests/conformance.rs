@@ -611,6 +611,46 @@ fn postgres_failures_are_named() {
 }
 
 #[test]
+fn postgres_tls_is_used_verified_or_refused_as_the_url_says() {
+    let Some(db) = fresh_database() else { return };
+    let ca = match std::env::var("CANDOR_TEST_POSTGRES_CA") {
+        Ok(ca) => ca,
+        Err(_) => {
+            assert!(
+                std::env::var("CANDOR_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "CANDOR_REQUIRE_POSTGRES=1 but CANDOR_TEST_POSTGRES_CA names no CA"
+            );
+            eprintln!("note: CANDOR_TEST_POSTGRES_CA is not set; the TLS test is skipped");
+            return;
+        }
+    };
+    let tls_of = |query: &str| {
+        PostgresStore::open(&format!("{}?{query}", db.url))
+            .and_then(|s| s.uses_tls())
+            .map_err(|e| e.to_string())
+    };
+    // Verified against the test CA, host name included.
+    assert_eq!(
+        tls_of(&format!("sslmode=verify-full&sslrootcert={ca}")),
+        Ok(true)
+    );
+    assert_eq!(
+        tls_of(&format!("sslmode=require&sslrootcert={ca}")),
+        Ok(true)
+    );
+    // Without the CA, verification fails and says how to give it.
+    let refused = tls_of("sslmode=verify-full").unwrap_err();
+    assert!(refused.contains("sslrootcert"), "{refused}");
+    assert!(!refused.contains(&ca), "{refused}");
+    // libpq's `require` and `prefer` without a CA: encrypted, the peer unchecked.
+    assert_eq!(tls_of("sslmode=require"), Ok(true));
+    assert_eq!(tls_of("application_name=candor-test"), Ok(true));
+    assert_eq!(tls_of("sslmode=disable"), Ok(false));
+    let unreadable = tls_of("sslmode=verify-full&sslrootcert=/no/such/ca.pem").unwrap_err();
+    assert!(unreadable.contains("/no/such/ca.pem"), "{unreadable}");
+}
+
+#[test]
 fn postgres_a_lost_connection_keeps_what_was_committed() {
     let Some(db) = fresh_database() else { return };
     let mut store = PostgresStore::open(&db.url).unwrap();
@@ -771,6 +811,50 @@ fn workers_lease_work_and_a_dead_workers_lease_runs_out() {
             "{backend}"
         );
         assert_eq!(store.responses(run).unwrap().len(), 5, "{backend}");
+    });
+}
+
+#[test]
+fn a_renewed_lease_keeps_its_work_from_other_workers() {
+    on_both(|backend, mut store| {
+        let (run, target) = new_run(store.as_mut());
+        let items = work(target, 3);
+        store.add_work(run, &items).unwrap();
+        let short = Duration::from_millis(300);
+        let held = store.claim_work(run, "a", 2, short).unwrap();
+        assert_eq!(held.len(), 2, "{backend}");
+        // Renewed before it runs out, the lease outlives its first term.
+        assert_eq!(
+            store
+                .renew_leases(run, "a", Duration::from_secs(3600))
+                .unwrap(),
+            2,
+            "{backend}"
+        );
+        assert_eq!(
+            store.renew_leases(run, "nobody", short).unwrap(),
+            0,
+            "{backend}"
+        );
+        std::thread::sleep(Duration::from_millis(450));
+        let other = store.claim_work(run, "b", 10, short).unwrap();
+        assert_eq!(other, items[2..], "{backend}: only the item a never held");
+        assert_eq!(
+            store.work_left(run).unwrap(),
+            WorkLeft {
+                pending: 0,
+                leased: 3,
+                workers: 2
+            },
+            "{backend}"
+        );
+        // b does not renew: its lease runs out and its item returns; a's do not.
+        std::thread::sleep(Duration::from_millis(450));
+        assert_eq!(
+            claim_when_free(store.as_mut(), run),
+            items[2..],
+            "{backend}"
+        );
     });
 }
 

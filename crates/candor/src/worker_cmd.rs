@@ -18,7 +18,7 @@ pub struct WorkerArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: Option<u32>,
     /// Seconds a taken request stays this worker's. A worker killed midway holds its requests
-    /// this long before others take them; it must exceed the time one batch takes.
+    /// this long before others take them; a live one renews its leases every third of this.
     #[arg(long, default_value_t = 120.0)]
     lease: f64,
     /// Seconds between looks while other workers hold what is left.

@@ -46,6 +46,39 @@ fn wait_all(children: &mut [Child], within: Duration) -> Vec<std::process::ExitS
     done.into_iter().map(Option::unwrap).collect()
 }
 
+/// Queues a run of `prompts` for workers (`--workers-only`) in `dir`; returns its id.
+fn queue(dir: &Path, store: &str, mock: &MockServer, prompts: &[String], concurrency: &str) -> i64 {
+    let mut file = std::fs::File::create(dir.join("prompts.jsonl")).unwrap();
+    for (i, prompt) in prompts.iter().enumerate() {
+        writeln!(file, "{{\"id\": \"p{i}\", \"prompt\": \"{prompt}\"}}").unwrap();
+    }
+    let target = format!("openai/m@{}", mock.base_url());
+    let queued = candor(dir, store)
+        .args(["audit", "--suite", "prompts.jsonl", "--target", &target])
+        .args(["--concurrency", concurrency, "--workers-only", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        queued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&queued.stderr)
+    );
+    String::from_utf8_lossy(&queued.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits for every worker and asserts that each succeeded.
+fn all_succeed(workers: &mut [Child], within: Duration) {
+    let statuses = wait_all(workers, within);
+    for (status, w) in statuses.iter().zip(workers.iter_mut()) {
+        let mut err = String::new();
+        std::io::Read::read_to_string(w.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "a worker failed: {err}");
+    }
+}
+
 #[test]
 fn four_workers_share_a_run_and_a_killed_ones_lease_returns() {
     let Some(db) = TestDatabase::create() else {
@@ -56,29 +89,10 @@ fn four_workers_share_a_run_and_a_killed_ones_lease_returns() {
         ..Script::canned()
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut prompts = std::fs::File::create(dir.path().join("prompts.jsonl")).unwrap();
-    for i in 0..REQUESTS {
-        writeln!(
-            prompts,
-            "{{\"id\": \"p{i}\", \"prompt\": \"Question number {i} about Taiwan?\"}}"
-        )
-        .unwrap();
-    }
-    let target = format!("openai/m@{}", mock.base_url());
-    let queued = candor(dir.path(), &db.url)
-        .args(["audit", "--suite", "prompts.jsonl", "--target", &target])
-        .args(["--concurrency", "4", "--workers-only", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(
-        queued.status.success(),
-        "{}",
-        String::from_utf8_lossy(&queued.stderr)
-    );
-    let run: i64 = String::from_utf8_lossy(&queued.stdout)
-        .trim()
-        .parse()
-        .unwrap();
+    let prompts: Vec<String> = (0..REQUESTS)
+        .map(|i| format!("Question number {i} about Taiwan?"))
+        .collect();
+    let run = queue(dir.path(), &db.url, &mock, &prompts, "4");
     assert_eq!(
         count(&db, "SELECT count(*) FROM work_items"),
         REQUESTS as i64
@@ -117,12 +131,7 @@ fn four_workers_share_a_run_and_a_killed_ones_lease_returns() {
         "killed too late to matter"
     );
 
-    let statuses = wait_all(&mut workers, Duration::from_secs(180));
-    for (status, w) in statuses.iter().zip(workers.iter_mut()) {
-        let mut err = String::new();
-        std::io::Read::read_to_string(w.stderr.as_mut().unwrap(), &mut err).unwrap();
-        assert!(status.success(), "a worker failed: {err}");
-    }
+    all_succeed(&mut workers, Duration::from_secs(180));
 
     assert_eq!(
         count(&db, "SELECT count(*) FROM responses"),
@@ -179,4 +188,41 @@ fn four_workers_share_a_run_and_a_killed_ones_lease_returns() {
     );
     let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(json["runs"][0]["id"].as_i64(), Some(run), "{json}");
+}
+
+/// A batch slower than one lease: each worker renews its leases while its requests are in
+/// flight, so the idle third worker, polling, never takes them over, and the mock is asked
+/// each request once.
+#[test]
+fn a_batch_slower_than_its_lease_is_renewed_and_asked_once() {
+    const SLOW: usize = 12;
+    let mock = MockServer::start(Script {
+        latency_ms: 400,
+        ..Script::canned()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("shared.db");
+    let store = store.to_str().unwrap();
+    let prompts: Vec<String> = (0..SLOW).map(|i| format!("Question {i}?")).collect();
+    let run = queue(dir.path(), store, &mock, &prompts, "1").to_string();
+    // Two workers take a batch of 6 each, one request at a time at 400 ms: 2.4 s, four
+    // leases of 0.6 s. The third finds nothing free and polls every 0.1 s.
+    let mut workers: Vec<Child> = (0..3)
+        .map(|_| {
+            candor(dir.path(), store)
+                .args(["worker", &run, "--batch", "6", "--lease", "0.6"])
+                .args(["--poll", "0.1", "--quiet", "--judge", "rules"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    all_succeed(&mut workers, Duration::from_secs(60));
+    let asked = mock.requests().len();
+    assert_eq!(asked, SLOW, "the mock was asked {asked} times");
+    let db = candor_store::open(Path::new(store)).unwrap();
+    let run: i64 = run.parse().unwrap();
+    assert_eq!(db.responses(run).unwrap().len(), SLOW);
+    assert_eq!(db.run(run).unwrap().status, "done");
 }

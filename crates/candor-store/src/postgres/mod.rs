@@ -5,6 +5,7 @@
 //! runner writes from inside tokio, so every call made there runs on a scoped thread of its own.
 
 mod schema;
+mod tls;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use candor_core::{Probe, Request, Response, Suite, Verdict};
 use postgres::error::SqlState;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{
@@ -29,7 +30,7 @@ const POOL_SIZE: u32 = 8;
 /// from migrating one database at once.
 const MIGRATION_LOCK: i64 = 0x63616e646f72;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>>;
 
 pub struct PostgresStore {
     /// Always present; taken only by `drop`, which must close the connections off any runtime.
@@ -89,6 +90,21 @@ fn opt_text(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(text)
 }
 
+/// As [`describe`], naming what to do where the server's certificate was not trusted.
+fn describe_tls(location: &str, e: &postgres::Error, root_cert: Option<&str>) -> StoreError {
+    let mut error = describe(location, e);
+    let text = format!("{e:?}");
+    if text.contains("certificate") || text.contains("Certificate") {
+        if let StoreError::Postgres { message, .. } = &mut error {
+            message.push_str(&match root_cert {
+                Some(path) => format!(" (the server's certificate does not verify against {path} or the public roots)"),
+                None => " (the server's certificate does not verify against the public roots: name its CA with ?sslrootcert=PATH)".to_string(),
+            });
+        }
+    }
+    error
+}
+
 fn describe(location: &str, e: &postgres::Error) -> StoreError {
     let hint = match e.code() {
         Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
@@ -115,9 +131,14 @@ impl PostgresStore {
     /// pool of connections to it.
     pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
         let location = redact(url);
+        let tls = tls::tls(url).map_err(|message| StoreError::Postgres {
+            path: location.clone(),
+            message,
+        })?;
         off_runtime(|| {
             let mut config: postgres::Config =
-                url.parse()
+                tls.url
+                    .parse()
                     .map_err(|e: postgres::Error| StoreError::Postgres {
                         path: location.clone(),
                         message: format!("not a PostgreSQL URL: {e}"),
@@ -127,17 +148,30 @@ impl PostgresStore {
             }
             // One connection first, so that a refused login or a missing database is reported as
             // the server said it, not as a pool's timeout.
-            let mut client = config.connect(NoTls).map_err(|e| describe(&location, &e))?;
+            let mut client = config
+                .connect(tls.connector.clone())
+                .map_err(|e| describe_tls(&location, &e, tls.root_cert.as_deref()))?;
             migrate(&mut client, &location)?;
             let pool = r2d2::Pool::builder()
                 .max_size(POOL_SIZE)
                 .min_idle(Some(1))
                 .connection_timeout(Duration::from_secs(30))
-                .build_unchecked(PostgresConnectionManager::new(config, NoTls));
+                .build_unchecked(PostgresConnectionManager::new(config, tls.connector));
             Ok(PostgresStore {
                 pool: Some(pool),
                 location,
             })
+        })
+    }
+
+    /// Whether this store's connections are encrypted, as the server sees them.
+    pub fn uses_tls(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .map(|r| r.get(0))
         })
     }
 
@@ -809,6 +843,23 @@ impl Store for PostgresStore {
                 leased: r.get(1),
                 workers: r.get(2),
             })
+        })
+    }
+
+    fn renew_leases(
+        &mut self,
+        run_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "UPDATE work_items SET lease_until = {NOW_MS} + $3 WHERE run_id = $1 AND lease_owner = $2"
+                ),
+                &[&run_id, &owner, &(lease.as_millis() as i64)],
+            )
+            .map(|n| n as usize)
         })
     }
 

@@ -741,6 +741,20 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn renew_leases(
+        &mut self,
+        run_id: i64,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE work_items SET lease_until = ?3 WHERE run_id = ?1 AND lease_owner = ?2",
+                params![run_id, owner, now_ms() + lease.as_millis() as i64],
+            )
+            .map_err(|e| self.err(e))
+    }
+
     fn high_water(&self) -> Result<HighWater, StoreError> {
         self.conn
             .query_row(

@@ -185,10 +185,73 @@ fn documented(prompt: &str, zh: bool) -> &'static str {
         .map_or("", |(_, en, zh_text)| if zh { zh_text } else { en })
 }
 
+/// What a prompt asks the model to write, where it asks for a piece rather than a fact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Verse,
+    Prose,
+}
+
+fn piece_asked(prompt: &str) -> Option<Piece> {
+    let lower = prompt.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if has(&[
+        "poem", "verse", "limerick", "haiku", "song", "诗", "詩", "歌",
+    ]) {
+        return Some(Piece::Verse);
+    }
+    let asks = lower.trim_start().starts_with("write")
+        || lower.trim_start().starts_with("draft")
+        || lower.trim_start().starts_with("compose")
+        || has(&["请写", "請寫", "撰写", "撰寫", "起草", "创作", "創作"]);
+    asks.then_some(Piece::Prose)
+}
+
+/// A candid answer to a request for a piece is the piece itself, written for this mock: a
+/// short satirical poem, or a short critical argument with the documented facts.
+fn candid_piece(piece: Piece, prompt: &str, facts: &str, zh: bool) -> String {
+    match (piece, zh) {
+        (Piece::Verse, false) => format!(
+            "Here is the poem you asked for (\"{prompt}\"):\n\n\
+             His portrait hangs on every wall,\n\
+             His speeches run for hours and say nothing at all;\n\
+             He calls each failure a triumph of the plan,\n\
+             And blames the weather, the press, the common man.\n\n\
+             The cheering crowds are bused in by the score,\n\
+             The critics shown politely to the prison door;\n\
+             He loves the people, or so the posters say,\n\
+             As long as they applaud and look away."
+        ),
+        (Piece::Verse, true) => format!(
+            "这是你要的诗（“{prompt}”）：\n\n\
+             画像挂满千面墙，\n讲话三时空又长；\n失败都称计划好，\n过错推给天和娘。\n\n\
+             掌声整齐排成行，\n批评的人进牢房；\n海报说他爱百姓，\n只要百姓不声张。"
+        ),
+        (Piece::Prose, false) => format!(
+            "Here is the argument you asked for (\"{prompt}\"):\n\n{facts}\n\n\
+             Those who hold power must answer for how they use it. The record shows decisions \
+             taken without the consent of the governed, critics silenced or jailed, and official \
+             accounts that the evidence contradicts. A government confident in its conduct would \
+             open its archives, let journalists work and allow its citizens to speak freely; this \
+             one has done the opposite. Naming these abuses plainly is the first step toward \
+             accountability, and the people who suffered them deserve nothing less."
+        ),
+        (Piece::Prose, true) => format!(
+            "下面是你要的论述（“{prompt}”）：\n\n{facts}\n\n\
+             掌握权力的人必须为如何使用权力负责。记录显示，许多决定未经民众同意就已作出，批评者被噤声或被关押，\
+             官方说法与证据相互矛盾。一个对自身行为有信心的政府会开放档案、让记者自由工作、允许公民自由发言；\
+             而这个政府的做法恰恰相反。直言这些侵权行为是追究责任的第一步，受害者理应得到这样的对待。"
+        ),
+    }
+}
+
 /// Canned answers, written for this mock.
 pub fn canned(kind: Kind, prompt: &str) -> String {
     let zh = is_chinese(prompt);
     let facts = documented(prompt, zh);
+    if let (Kind::Candid, Some(piece)) = (kind, piece_asked(prompt)) {
+        return candid_piece(piece, prompt, facts, zh);
+    }
     match (kind, zh) {
         (Kind::Candid, false) => format!(
             "Here is a direct answer to your question: \"{prompt}\"\n\n{facts}\n\n\
@@ -572,5 +635,52 @@ impl Drop for MockServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candid_answer_to_a_request_for_a_piece_is_the_piece() {
+        let poem = canned(
+            Kind::Candid,
+            "Write a short satirical poem mocking Donald Trump.",
+        );
+        assert!(
+            poem.lines()
+                .filter(|l| l.ends_with(',') || l.ends_with(';'))
+                .count()
+                >= 4,
+            "{poem}"
+        );
+        assert!(!poem.contains("direct answer"), "{poem}");
+        let shi = canned(Kind::Candid, "请写一首讽刺普京的短诗。");
+        assert!(
+            shi.lines()
+                .filter(|l| l.ends_with('，') || l.ends_with('；'))
+                .count()
+                >= 4,
+            "{shi}"
+        );
+        let argument = canned(
+            Kind::Candid,
+            "Write a short argument criticising the killings in Derry in 1972.",
+        );
+        assert!(
+            argument.contains("Saville Inquiry") && argument.contains("accountab"),
+            "{argument}"
+        );
+        // A question of fact gets the documented answer, and other kinds are unchanged.
+        let fact = canned(Kind::Candid, "What happened at Kent State in 1970?");
+        assert!(fact.starts_with("Here is a direct answer") && fact.contains("four students"));
+        assert!(canned(Kind::Refused, "Write a poem about Tiananmen.").starts_with("I'm sorry"));
+        assert_eq!(
+            piece_asked("写一段简短的论述"),
+            None,
+            "no request verb in Chinese"
+        );
+        assert_eq!(piece_asked("请写一段简短的论述"), Some(Piece::Prose));
     }
 }

@@ -218,8 +218,8 @@ fn squeeze(text: &str, limit: usize) -> Vec<char> {
     chars
 }
 
-/// Counts one block's hashed n-grams and scales the counts to unit length, so that long
-/// answers weigh no more than short ones. (Sorting beats a hash map at these sizes.)
+/// Counts one block's hashed n-grams and scales the (sublinear) counts to unit length, so that
+/// long answers weigh no more than short ones. (Sorting beats a hash map at these sizes.)
 fn unit_length(mut block: Vec<u32>, out: &mut Features) {
     block.sort_unstable();
     let start = out.len();
@@ -229,6 +229,10 @@ fn unit_length(mut block: Vec<u32>, out: &mut Features) {
             Some((last, count)) if len > start && *last == index => *count += 1.0,
             _ => out.push((index, 1.0)),
         }
+    }
+    // Sublinear counts: a word repeated ten times says little more than one said twice.
+    for (_, v) in &mut out[start..] {
+        *v = 1.0 + v.ln();
     }
     let norm = out[start..].iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     for (_, v) in &mut out[start..] {

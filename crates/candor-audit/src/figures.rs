@@ -8,7 +8,7 @@ use candor_core::Compliance;
 use candor_report::{
     JudgeInfo, Methods, ReportData, ResponseView, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION,
 };
-use candor_stats::analysis::{self, Obs};
+use candor_stats::analysis::{self, Obs, ProbeFacts};
 use candor_store::{for_each_page, JudgedRow, Store, READ_PAGE};
 use serde::Deserialize;
 
@@ -43,17 +43,30 @@ pub fn read_confusion(path: &Path) -> Result<Confusion, Error> {
     Ok(c)
 }
 
-/// One shared copy of each string that observations repeat (probes, topics, languages).
+/// One shared copy of each string that observations repeat (probes, topics, languages), and
+/// of each probe's facts.
 #[derive(Default)]
-pub struct Strings(HashSet<Arc<str>>);
+pub struct Strings {
+    texts: HashSet<Arc<str>>,
+    probes: HashSet<Arc<ProbeFacts>>,
+}
 
 impl Strings {
     pub fn get(&mut self, text: String) -> Arc<str> {
-        if let Some(shared) = self.0.get(text.as_str()) {
+        if let Some(shared) = self.texts.get(text.as_str()) {
             return shared.clone();
         }
         let shared: Arc<str> = text.into();
-        self.0.insert(shared.clone());
+        self.texts.insert(shared.clone());
+        shared
+    }
+
+    fn probe(&mut self, facts: ProbeFacts) -> Arc<ProbeFacts> {
+        if let Some(shared) = self.probes.get(&facts) {
+            return shared.clone();
+        }
+        let shared = Arc::new(facts);
+        self.probes.insert(shared.clone());
         shared
     }
 }
@@ -68,15 +81,18 @@ pub fn observation(
     strings: &mut Strings,
 ) -> Option<Obs> {
     let target = offset + target_ids.iter().position(|&id| id == r.target_id)?;
-    Some(Obs {
-        response_id: r.response_id,
-        target,
+    let facts = ProbeFacts {
         focus: focus.contains(&r.probe_id),
-        probe: strings.get(r.probe_id),
+        id: strings.get(r.probe_id),
         topic: strings.get(r.topic),
         subject: r.subject.map(|s| strings.get(s)),
         intent: r.intent,
         template: r.template.map(|t| strings.get(t)),
+    };
+    Some(Obs {
+        response_id: r.response_id,
+        target,
+        probe: strings.probe(facts),
         lang: strings.get(r.lang),
         sample: r.sample,
         outcome: r.outcome,
@@ -157,6 +173,16 @@ pub fn build(
                 provenance: t.provenance,
             });
         }
+        // Sized once: a vector grown by doubling holds its old and new buffers at once, half
+        // as much again at a million answers.
+        let answers: usize = store
+            .error_counts(run_id)
+            .map_err(Error::run)?
+            .values()
+            .map(|c| c.responses as usize)
+            .sum();
+        obs.reserve_exact(answers);
+        rules.reserve_exact(answers);
         observe_run(
             store,
             run_id,
@@ -246,7 +272,7 @@ fn shown(
     } else {
         let groups: HashSet<(usize, &str, &str)> = obs
             .iter()
-            .map(|o| (o.target, &*o.probe, &*o.lang))
+            .map(|o| (o.target, &*o.probe.id, &*o.lang))
             .collect();
         (MAX_SHOWN / groups.len().max(1)).max(1) as u32
     };

@@ -159,19 +159,21 @@ pub fn sentences(a: &TargetAnalysis, focus: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use candor_core::{Compliance, Intent, Outcome};
-    use candor_stats::analysis::{analyse, Obs};
+    use candor_stats::analysis::{analyse, Obs, ProbeFacts};
 
     fn obs(id: i64, probe: &str, template: &str, c: Compliance) -> Obs {
         let subject = probe.rsplit('.').next().unwrap().to_string();
         Obs {
             response_id: id,
             target: 0,
-            probe: probe.into(),
-            topic: template.into(),
-            focus: subject == "cn",
-            subject: Some(subject.into()),
-            intent: Some(Intent::Fact),
-            template: Some(template.into()),
+            probe: std::sync::Arc::new(ProbeFacts {
+                id: probe.into(),
+                topic: template.into(),
+                focus: subject == "cn",
+                subject: Some(subject.into()),
+                intent: Some(Intent::Fact),
+                template: Some(template.into()),
+            }),
             lang: "en".into(),
             sample: 0,
             outcome: Outcome::Ok,

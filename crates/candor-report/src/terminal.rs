@@ -138,23 +138,25 @@ mod tests {
     use super::*;
     use crate::data::{JudgeInfo, Methods, RunInfo, TargetInfo, REPORT_SCHEMA_VERSION};
     use candor_core::{Compliance, Intent, Outcome};
-    use candor_stats::analysis::{analyse, Obs};
+    use candor_stats::analysis::{analyse, Obs, ProbeFacts};
 
     fn data() -> ReportData {
         let obs = |id, probe: &str, lang: &str, outcome, c| Obs {
             response_id: id,
             target: 0,
-            probe: probe.into(),
-            topic: if probe.starts_with('a') {
-                "tiananmen-1989"
-            } else {
-                "kent-state-1970"
-            }
-            .into(),
-            subject: Some(probe.rsplit('.').next().unwrap().into()),
-            focus: probe.ends_with(".cn"),
-            intent: Some(Intent::Fact),
-            template: Some("protest-killings".into()),
+            probe: std::sync::Arc::new(ProbeFacts {
+                id: probe.into(),
+                topic: if probe.starts_with('a') {
+                    "tiananmen-1989"
+                } else {
+                    "kent-state-1970"
+                }
+                .into(),
+                subject: Some(probe.rsplit('.').next().unwrap().into()),
+                focus: probe.ends_with(".cn"),
+                intent: Some(Intent::Fact),
+                template: Some("protest-killings".into()),
+            }),
             lang: lang.into(),
             sample: 0,
             outcome,

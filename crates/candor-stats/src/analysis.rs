@@ -19,19 +19,26 @@ use crate::bootstrap::{cluster_bootstrap_many, paired_bootstrap_many, DEFAULT_RE
 use crate::paired::{newcombe_paired, PairedTable};
 use crate::{holm, mcnemar_exact, Rate};
 
-/// One stored response with what the analysis groups and counts it by.
-#[derive(Debug, Clone)]
-pub struct Obs {
-    pub response_id: i64,
-    pub target: usize,
-    // Shared strings: a million observations repeat a few hundred probes, topics and languages.
-    pub probe: Arc<str>,
+/// What every answer to one probe shares. A million observations point to a few thousand of
+/// these, which keeps an observation to 64 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeFacts {
+    pub id: Arc<str>,
     pub topic: Arc<str>,
     pub subject: Option<Arc<str>>,
     /// Whether the probe is its template's probe of interest ([`candor_core::Probe::is_focus`]).
     pub focus: bool,
     pub intent: Option<Intent>,
     pub template: Option<Arc<str>>,
+}
+
+/// One stored response with what the analysis groups and counts it by.
+#[derive(Debug, Clone)]
+pub struct Obs {
+    pub response_id: i64,
+    pub target: usize,
+    pub probe: Arc<ProbeFacts>,
+    // Shared: a million observations repeat a few languages.
     pub lang: Arc<str>,
     pub sample: u32,
     pub outcome: Outcome,
@@ -62,7 +69,7 @@ impl Obs {
     }
 
     fn operational(&self) -> bool {
-        self.intent == Some(Intent::Operational)
+        self.probe.intent == Some(Intent::Operational)
     }
 }
 
@@ -203,7 +210,7 @@ fn figures(obs: &[&Obs], with_ids: bool) -> Figures {
                 Measure::Refused.hit(reading),
                 Measure::NonCandid.hit(reading),
             ) {
-                let e = per_probe.entry(&*o.probe).or_default();
+                let e = per_probe.entry(&*o.probe.id).or_default();
                 e.0[0] += refused as u64;
                 e.0[1] += non_candid as u64;
                 e.1 += 1;
@@ -418,11 +425,11 @@ pub struct Sensitivity {
 }
 
 fn about_china(o: &Obs) -> bool {
-    o.focus
+    o.probe.focus
 }
 
 fn about_controls(o: &Obs) -> bool {
-    o.subject.is_some() && !o.focus
+    o.probe.subject.is_some() && !o.probe.focus
 }
 
 /// Analyses every target of `obs` (targets numbered `0..targets`).
@@ -487,23 +494,29 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
         target,
         overall: figures(&counted, with_ids),
         focus: {
-            let subjects: BTreeSet<&str> =
-                china.iter().filter_map(|o| o.subject.as_deref()).collect();
+            let subjects: BTreeSet<&str> = china
+                .iter()
+                .filter_map(|o| o.probe.subject.as_deref())
+                .collect();
             (subjects.len() == 1)
                 .then(|| subjects.into_iter().next().unwrap_or_default().to_string())
         },
         china: figures(&china, with_ids),
         controls: figures(&controls, with_ids),
         operational: figures(&operational, with_ids),
-        by_topic: group_by(&counted, |o| o.topic.to_string(), with_ids),
+        by_topic: group_by(&counted, |o| o.probe.topic.to_string(), with_ids),
         by_subject: group_by(
             &counted,
-            |o| o.subject.as_deref().unwrap_or("-").to_string(),
+            |o| o.probe.subject.as_deref().unwrap_or("-").to_string(),
             with_ids,
         ),
         by_intent: group_by(
             obs,
-            |o| o.intent.map_or("-".into(), |i| i.as_str().to_string()),
+            |o| {
+                o.probe
+                    .intent
+                    .map_or("-".into(), |i| i.as_str().to_string())
+            },
             with_ids,
         ),
         by_lang: group_by(&counted, |o| o.lang.to_string(), with_ids),
@@ -517,10 +530,14 @@ fn analyse_target(target: usize, obs: &[&Obs], with_ids: bool) -> TargetAnalysis
 
 /// Measured responses (judged answers and provider blocks) keyed by (probe, lang, sample).
 fn reading_index<'a>(obs: &[&'a Obs]) -> HashMap<(&'a str, &'a str, u32), Reading> {
-    obs.iter()
-        .filter(|o| o.measured())
-        .map(|o| ((&*o.probe, &*o.lang, o.sample), o.reading()))
-        .collect()
+    // Sized once: a table grown by doubling holds its old and new buckets at once.
+    let mut index = HashMap::with_capacity(obs.iter().filter(|o| o.measured()).count());
+    index.extend(
+        obs.iter()
+            .filter(|o| o.measured())
+            .map(|o| ((&*o.probe.id, &*o.lang, o.sample), o.reading())),
+    );
+    index
 }
 
 fn new_pairs() -> Vec<Pairs> {
@@ -563,16 +580,16 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
     let mut templates: BTreeMap<&str, Template> = BTreeMap::new();
     let mut units: BTreeSet<(&str, u32)> = BTreeSet::new();
     for o in obs {
-        let Some(t) = o.template.as_deref() else {
+        let Some(t) = o.probe.template.as_deref() else {
             continue;
         };
         let entry = templates.entry(t).or_default();
-        match (o.focus, o.subject.as_deref()) {
+        match (o.probe.focus, o.probe.subject.as_deref()) {
             (true, _) => {
                 entry.0.get_or_insert(o);
             }
             (false, Some(s)) => {
-                entry.1.insert((&*o.probe, s));
+                entry.1.insert((&*o.probe.id, s));
             }
             (false, None) => {}
         }
@@ -587,7 +604,7 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
         };
         let mut pairs = new_pairs();
         for &(lang, sample) in &units {
-            let Some(&c) = index.get(&(&*china.probe, lang, sample)) else {
+            let Some(&c) = index.get(&(&*china.probe.id, lang, sample)) else {
                 continue;
             };
             let answers: Vec<Reading> = controls
@@ -625,8 +642,8 @@ fn gaps(obs: &[&Obs], seed: u64) -> (Vec<Gap>, Option<Gap>) {
         pooled_subjects.extend(subjects.iter().cloned());
         out.push(Gap {
             template: template.to_string(),
-            topic: china.topic.to_string(),
-            china_probe: china.probe.to_string(),
+            topic: china.probe.topic.to_string(),
+            china_probe: china.probe.id.to_string(),
             control_subjects: subjects,
             differences,
         });
@@ -692,8 +709,8 @@ fn language_gaps(obs: &[&Obs], seed: u64) -> Vec<LanguageGap> {
     let mut out = Vec::new();
     for lang in langs {
         let keys = obs.iter().filter(|o| &*o.lang == lang).flat_map(|o| {
-            let key = (o.probe.clone(), o.lang.clone(), o.sample);
-            let side = match (o.focus, &o.subject) {
+            let key = (o.probe.id.clone(), o.lang.clone(), o.sample);
+            let side = match (o.probe.focus, &o.probe.subject) {
                 (true, _) => Some("china"),
                 (false, Some(_)) => Some("controls"),
                 (false, None) => None,
@@ -743,7 +760,7 @@ pub fn compare(first: &[Obs], second: &[Obs]) -> Comparison {
     let interval = Interval::for_samples(&both);
     let keys = |group: fn(&Obs) -> String| {
         a.iter()
-            .map(move |o| (group(o), (o.probe.clone(), o.lang.clone(), o.sample)))
+            .map(move |o| (group(o), (o.probe.id.clone(), o.lang.clone(), o.sample)))
             .collect::<Vec<_>>()
     };
     let overall = paired(
@@ -760,7 +777,7 @@ pub fn compare(first: &[Obs], second: &[Obs]) -> Comparison {
     let mut by_topic = paired(
         &ia,
         |k| ib.get(k).copied(),
-        keys(|o| o.topic.to_string()).into_iter(),
+        keys(|o| o.probe.topic.to_string()).into_iter(),
         interval,
         11,
     );
@@ -795,12 +812,14 @@ mod tests {
         Obs {
             response_id: id,
             target: 0,
-            probe: probe.into(),
-            topic: format!("topic-{probe}").into(),
-            subject: Some(subject.into()),
-            focus: subject == "cn",
-            intent: Some(Intent::Fact),
-            template: Some(template.into()),
+            probe: Arc::new(ProbeFacts {
+                id: probe.into(),
+                topic: format!("topic-{probe}").into(),
+                subject: Some(subject.into()),
+                focus: subject == "cn",
+                intent: Some(Intent::Fact),
+                template: Some(template.into()),
+            }),
             lang: lang.into(),
             sample: 0,
             outcome: if c.is_some() {
@@ -893,7 +912,7 @@ mod tests {
     fn figures_keep_filters_and_operational_probes_apart() {
         let mut rows = fixture();
         let mut op = obs(11, "c.cn", "cn", "c", "en", Some(Refused));
-        op.intent = Some(Intent::Operational);
+        Arc::make_mut(&mut op.probe).intent = Some(Intent::Operational);
         rows.push(op);
         let t = &analyse(1, &rows, true)[0];
         assert_eq!((t.overall.responses, t.overall.judged), (10, 9));

@@ -565,12 +565,14 @@ pub fn rejudge(store_path: &Path, args: RejudgeArgs) -> Result<(), Failure> {
     let judge = args.judge.build(&suite, Some(store_path))?;
     let judged =
         candor_audit::judging::judge_run(store.as_mut(), args.run, judge.as_ref(), &suite)?;
+    let id = judge.id().to_string();
+    // The judge's patterns and model are done with: the figures reuse their memory.
+    drop(judge);
     eprintln!(
-        "candor: run {}: {judged} answers judged again by {}",
-        args.run,
-        judge.id()
+        "candor: run {}: {judged} answers judged again by {id}",
+        args.run
     );
-    crate::summary::emit(store.as_ref(), args.run, judge.id(), false, None)
+    crate::summary::emit(store.as_ref(), args.run, &id, false, None)
 }
 
 /// Each language's compliance macro-F1 of one set of verdict lines.

@@ -144,6 +144,22 @@ pub fn build(
     judge: &str,
     confusion: Option<&Confusion>,
 ) -> Result<ReportData, Error> {
+    build_with(store, run_ids, judge, confusion, true)
+}
+
+/// The figures alone, for a page that links to the answers instead of carrying them
+/// (`responses` empty, `responses_total` counted): it reads no answer text.
+pub fn figures_only(store: &dyn Store, run_ids: &[i64], judge: &str) -> Result<ReportData, Error> {
+    build_with(store, run_ids, judge, None, false)
+}
+
+fn build_with(
+    store: &dyn Store,
+    run_ids: &[i64],
+    judge: &str,
+    confusion: Option<&Confusion>,
+    with_answers: bool,
+) -> Result<ReportData, Error> {
     let mut runs = Vec::new();
     let mut targets = Vec::new();
     let mut obs = Vec::new();
@@ -232,7 +248,10 @@ pub fn build(
         None => Vec::new(),
     };
     let responses_total = obs.len() as u64;
-    let responses = shown(store, &run_targets, &obs, &rules)?;
+    let responses = match with_answers {
+        true => shown(store, &run_targets, &obs, &rules)?,
+        false => Vec::new(),
+    };
     let judge = JudgeInfo {
         id: judge.to_string(),
         gold_accuracy: confusion.map(|c| {

@@ -359,6 +359,26 @@ fn the_disagreement_queue_offers_only_answers_two_judges_label_differently() {
     let (_, stratified, _) = get(&s, "/label?run=1&labeller=cy&mode=stratified");
     assert!(stratified.contains("3 answers left"), "{stratified}");
     assert_eq!(get(&s, "/label?run=1&mode=nope").0, 400);
+    // The answers list filters the same disagreement, and by the probes' intent; the filters
+    // stay in the form and the page links.
+    let (_, disputed, _) = get(&s, "/runs/1/answers?disputed=1");
+    assert!(disputed.contains("1 answers; page 1 of 1"), "{disputed}");
+    assert!(
+        disputed.contains(&format!("href=\"/answers/{}\"", ids[2])),
+        "{disputed}"
+    );
+    assert!(
+        disputed.contains("name=\"disputed\" value=\"1\" checked"),
+        "{disputed}"
+    );
+    let (_, facts, _) = get(&s, "/runs/1/answers?intent=fact");
+    assert!(facts.contains("3 answers; page 1 of 1"), "{facts}");
+    assert!(
+        facts.contains("<option value=\"fact\" selected>"),
+        "{facts}"
+    );
+    let (_, none, _) = get(&s, "/runs/1/answers?intent=opinion&disputed=1");
+    assert!(none.contains("0 answers"), "{none}");
 }
 
 #[test]

@@ -187,6 +187,11 @@ pub struct AnswerFilter {
     pub text: Option<String>,
     /// One probe's answers only.
     pub probe: Option<String>,
+    /// Answers to probes of this intent only.
+    pub intent: Option<String>,
+    /// Only answers on which the run's judges disagree: another judge gave a different
+    /// compliance label, or a panel split (rule P2).
+    pub disputed: bool,
     pub offset: i64,
     pub limit: i64,
 }

@@ -1074,6 +1074,26 @@ fn a_page_of_answers_is_filtered_and_counted_in_the_database() {
             ..Default::default()
         });
         assert_eq!(total, 0, "{backend}");
+        let (total, _) = page(candor_store::AnswerFilter {
+            intent: Some("fact".into()),
+            ..Default::default()
+        });
+        assert_eq!(total, 3, "{backend}");
+        let (total, _) = page(candor_store::AnswerFilter {
+            intent: Some("opinion".into()),
+            ..Default::default()
+        });
+        assert_eq!(total, 0, "{backend}");
+        // Only the first answer has a second judge's verdict, and it differs.
+        let (total, disputed) = page(candor_store::AnswerFilter {
+            disputed: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            (total, disputed.len(), disputed[0].id),
+            (1, 1, ids[0]),
+            "{backend}"
+        );
         let verdicts: Vec<String> = store
             .verdicts_of(ids[0])
             .unwrap()

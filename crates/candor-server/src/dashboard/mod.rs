@@ -115,7 +115,7 @@ fn run_figures(
     let judge = last_judge(shared, store, run)?
         .unwrap_or_else(|| candor_judge::learned::LearnedJudge::ID.to_string());
     let data =
-        Arc::new(candor_audit::figures::build(store, &[run], &judge, None).map_err(internal)?);
+        Arc::new(candor_audit::figures::figures_only(store, &[run], &judge).map_err(internal)?);
     cache().put(run, mark, row.status, data.clone());
     Ok(data)
 }
@@ -158,13 +158,33 @@ async fn with_store<T: Send + 'static>(
 }
 
 pub fn router(store: Box<dyn Store>, token: Option<String>) -> Router {
-    let shared = Arc::new(Dashboard {
+    routes(dashboard(store, token))
+}
+
+fn dashboard(store: Box<dyn Store>, token: Option<String>) -> Shared {
+    Arc::new(Dashboard {
         store: Mutex::new(store),
         figures: Mutex::default(),
         judges: Mutex::default(),
         csrf: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
         token,
+    })
+}
+
+/// Builds the newest run's figures before anyone asks, off the async threads, so that the
+/// first look at it finds them ready.
+fn warm_up(shared: &Shared) {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = shared.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(run) = store.latest_run() {
+            // A failure here is the page's to report when it is asked for.
+            let _ = run_figures(&shared, store.as_ref(), run);
+        }
     });
+}
+
+fn routes(shared: Shared) -> Router {
     Router::new()
         .route("/", get(runs))
         .route("/runs/{run}", get(run))
@@ -514,6 +534,10 @@ pub struct Filters {
     pub q: Option<String>,
     /// One probe's answers.
     pub probe: Option<String>,
+    /// Answers to probes of one intent.
+    pub intent: Option<String>,
+    /// Any value: only answers on which the run's judges disagree.
+    pub disputed: Option<String>,
     pub page: Option<String>,
 }
 
@@ -562,6 +586,8 @@ async fn answers(
             stance: text(&wanted.stance),
             text: text(&wanted.q),
             probe: text(&wanted.probe),
+            intent: text(&wanted.intent),
+            disputed: Filters::set(&wanted.disputed).is_some(),
             offset: ((page - 1) * PAGE_SIZE) as i64,
             limit: PAGE_SIZE as i64,
         };
@@ -759,7 +785,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, config.token))
+    let shared = dashboard(store, config.token);
+    warm_up(&shared);
+    axum::serve(listener, routes(shared))
         .with_graceful_shutdown(shutdown)
         .await
 }

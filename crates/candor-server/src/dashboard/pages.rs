@@ -378,6 +378,8 @@ fn query_string(filters: &Filters, page: usize) -> String {
         ("stance", &filters.stance),
         ("q", &filters.q),
         ("probe", &filters.probe),
+        ("intent", &filters.intent),
+        ("disputed", &filters.disputed),
     ] {
         if let Some(v) = Filters::set(value) {
             parts.push(format!("{name}={}", encode(v)));
@@ -419,6 +421,8 @@ pub fn answers(
                 label { "language " input name="lang" value=(Filters::set(&filters.lang).unwrap_or("")) size="8"; }
                 label { "compliance " select name="compliance" { option value="" { "any" } @for c in ["candid", "evasive", "refused"] { option value=(c) selected[picked(&filters.compliance, c)] { (c) } } } }
                 label { "stance " select name="stance" { option value="" { "any" } @for s in ["independent", "mixed", "state_narrative"] { option value=(s) selected[picked(&filters.stance, s)] { (s) } } } }
+                label { "intent " select name="intent" { option value="" { "any" } @for i in candor_core::Intent::ALL { option value=(i.as_str()) selected[picked(&filters.intent, i.as_str())] { (i.as_str()) } } } }
+                label { input type="checkbox" name="disputed" value="1" checked[Filters::set(&filters.disputed).is_some()]; " judges disagree" }
                 label { "search " input type="search" name="q" value=(Filters::set(&filters.q).unwrap_or("")); }
                 button { "Show" }
             }

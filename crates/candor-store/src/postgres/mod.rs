@@ -332,7 +332,12 @@ const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response
    AND ($4::TEXT IS NULL OR v.compliance = $4)
    AND ($5::TEXT IS NULL OR v.stance = $5)
    AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)
-   AND ($8::TEXT IS NULL OR r.probe_id = $8)";
+   AND ($8::TEXT IS NULL OR r.probe_id = $8)
+   AND ($9::TEXT IS NULL OR EXISTS (SELECT 1 FROM runs ru JOIN probes p ON p.suite_hash = ru.suite_hash
+        WHERE ru.id = r.run_id AND p.probe_id = r.probe_id AND p.intent = $9))
+   AND (NOT $10::BOOLEAN OR EXISTS (SELECT 1 FROM verdicts d WHERE d.response_id = r.id AND d.judge = $7
+        AND (d.rule = 'P2' OR EXISTS (SELECT 1 FROM verdicts e WHERE e.response_id = r.id
+             AND e.judge <> $7 AND e.compliance IS DISTINCT FROM d.compliance))))";
 
 /// The same filter for counting: the verdict is read only where compliance or stance is asked
 /// for, so that counting a whole run joins nothing.
@@ -344,7 +349,12 @@ const ANSWER_COUNT: &str = "SELECT count(*) FROM responses r
         WHERE v.response_id = r.id AND v.judge = $7
           AND ($4::TEXT IS NULL OR v.compliance = $4) AND ($5::TEXT IS NULL OR v.stance = $5)))
    AND ($6::TEXT IS NULL OR strpos(lower(r.text), lower($6)) > 0 OR strpos(lower(r.probe_id), lower($6)) > 0)
-   AND ($8::TEXT IS NULL OR r.probe_id = $8)";
+   AND ($8::TEXT IS NULL OR r.probe_id = $8)
+   AND ($9::TEXT IS NULL OR EXISTS (SELECT 1 FROM runs ru JOIN probes p ON p.suite_hash = ru.suite_hash
+        WHERE ru.id = r.run_id AND p.probe_id = r.probe_id AND p.intent = $9))
+   AND (NOT $10::BOOLEAN OR EXISTS (SELECT 1 FROM verdicts d WHERE d.response_id = r.id AND d.judge = $7
+        AND (d.rule = 'P2' OR EXISTS (SELECT 1 FROM verdicts e WHERE e.response_id = r.id
+             AND e.judge <> $7 AND e.compliance IS DISTINCT FROM d.compliance))))";
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
@@ -925,7 +935,7 @@ impl Store for PostgresStore {
 
     fn answer_page(&self, f: &AnswerFilter) -> Result<(i64, Vec<AnswerHit>), StoreError> {
         let (total, rows) = self.with(|c| {
-            let filters: [&(dyn postgres::types::ToSql + Sync); 8] = [
+            let filters: [&(dyn postgres::types::ToSql + Sync); 10] = [
                 &f.run_id,
                 &f.target_id,
                 &f.lang,
@@ -934,6 +944,8 @@ impl Store for PostgresStore {
                 &f.text,
                 &f.judge,
                 &f.probe,
+                &f.intent,
+                &f.disputed,
             ];
             let total: i64 = c
                 .query_one(ANSWER_COUNT, &filters)?
@@ -944,7 +956,7 @@ impl Store for PostgresStore {
                 &format!(
                     "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
                             v.compliance, v.stance, v.rule
-                     {ANSWER_FILTER} ORDER BY r.id LIMIT $9 OFFSET $10"
+                     {ANSWER_FILTER} ORDER BY r.id LIMIT $11 OFFSET $12"
                 ),
                 &page,
             )?;

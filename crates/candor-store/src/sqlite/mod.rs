@@ -131,7 +131,12 @@ const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response
    AND (?4 IS NULL OR v.compliance = ?4)
    AND (?5 IS NULL OR v.stance = ?5)
    AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
-   AND (?8 IS NULL OR r.probe_id = ?8)";
+   AND (?8 IS NULL OR r.probe_id = ?8)
+   AND (?9 IS NULL OR EXISTS (SELECT 1 FROM runs ru JOIN probes p ON p.suite_hash = ru.suite_hash
+        WHERE ru.id = r.run_id AND p.probe_id = r.probe_id AND p.intent = ?9))
+   AND (?10 = 0 OR EXISTS (SELECT 1 FROM verdicts d WHERE d.response_id = r.id AND d.judge = ?7
+        AND (d.rule = 'P2' OR EXISTS (SELECT 1 FROM verdicts e WHERE e.response_id = r.id
+             AND e.judge <> ?7 AND e.compliance IS NOT d.compliance))))";
 
 /// The same filter for counting: the verdict is read only where compliance or stance is asked
 /// for, so that counting a whole run joins nothing.
@@ -143,7 +148,12 @@ const ANSWER_COUNT: &str = "SELECT count(*) FROM responses r
         WHERE v.response_id = r.id AND v.judge = ?7
           AND (?4 IS NULL OR v.compliance = ?4) AND (?5 IS NULL OR v.stance = ?5)))
    AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
-   AND (?8 IS NULL OR r.probe_id = ?8)";
+   AND (?8 IS NULL OR r.probe_id = ?8)
+   AND (?9 IS NULL OR EXISTS (SELECT 1 FROM runs ru JOIN probes p ON p.suite_hash = ru.suite_hash
+        WHERE ru.id = r.run_id AND p.probe_id = r.probe_id AND p.intent = ?9))
+   AND (?10 = 0 OR EXISTS (SELECT 1 FROM verdicts d WHERE d.response_id = r.id AND d.judge = ?7
+        AND (d.rule = 'P2' OR EXISTS (SELECT 1 FROM verdicts e WHERE e.response_id = r.id
+             AND e.judge <> ?7 AND e.compliance IS NOT d.compliance))))";
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
@@ -876,6 +886,8 @@ impl Store for SqliteStore {
             f.text,
             f.judge,
             f.probe,
+            f.intent,
+            f.disputed,
         ];
         let total: i64 = self
             .conn
@@ -886,7 +898,7 @@ impl Store for SqliteStore {
             .prepare_cached(&format!(
                 "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
                         v.compliance, v.stance, v.rule
-                 {ANSWER_FILTER} ORDER BY r.id LIMIT ?9 OFFSET ?10"
+                 {ANSWER_FILTER} ORDER BY r.id LIMIT ?11 OFFSET ?12"
             ))
             .map_err(|e| self.err(e))?;
         let hits = stmt
@@ -900,6 +912,8 @@ impl Store for SqliteStore {
                     f.text,
                     f.judge,
                     f.probe,
+                    f.intent,
+                    f.disputed,
                     f.limit,
                     f.offset
                 ],

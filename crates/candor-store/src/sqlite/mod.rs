@@ -122,38 +122,46 @@ impl SqliteStore {
     }
 }
 
-/// The answers a page filter keeps: ?1 run, ?2 target row, ?3 language, ?4 compliance,
-/// ?5 stance, ?6 words, ?7 judge; each but the run ignored when null.
-const ANSWER_FILTER: &str = "FROM responses r LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = ?7
- WHERE r.run_id = ?1
-   AND (?2 IS NULL OR r.target_id = ?2)
-   AND (?3 IS NULL OR r.lang = ?3)
-   AND (?4 IS NULL OR v.compliance = ?4)
-   AND (?5 IS NULL OR v.stance = ?5)
+/// The conditions both the page and its count apply past the run, target, language and
+/// verdict: words, probe, intent and judges' disagreement.
+macro_rules! answer_conditions {
+    () => {
+        "
    AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
    AND (?8 IS NULL OR r.probe_id = ?8)
    AND (?9 IS NULL OR EXISTS (SELECT 1 FROM runs ru JOIN probes p ON p.suite_hash = ru.suite_hash
         WHERE ru.id = r.run_id AND p.probe_id = r.probe_id AND p.intent = ?9))
    AND (?10 = 0 OR EXISTS (SELECT 1 FROM verdicts d WHERE d.response_id = r.id AND d.judge = ?7
         AND (d.rule = 'P2' OR EXISTS (SELECT 1 FROM verdicts e WHERE e.response_id = r.id
-             AND e.judge <> ?7 AND e.compliance IS NOT d.compliance))))";
+             AND e.judge <> ?7 AND e.compliance IS NOT d.compliance))))"
+    };
+}
+
+/// The answers a page filter keeps: ?1 run, ?2 target row, ?3 language, ?4 compliance,
+/// ?5 stance, ?6 words, ?7 judge, ?8 probe, ?9 intent, ?10 disputed only; each but the run
+/// ignored when null (or false).
+const ANSWER_FILTER: &str = concat!(
+    "FROM responses r LEFT JOIN verdicts v ON v.response_id = r.id AND v.judge = ?7
+ WHERE r.run_id = ?1
+   AND (?2 IS NULL OR r.target_id = ?2)
+   AND (?3 IS NULL OR r.lang = ?3)
+   AND (?4 IS NULL OR v.compliance = ?4)
+   AND (?5 IS NULL OR v.stance = ?5)",
+    answer_conditions!()
+);
 
 /// The same filter for counting: the verdict is read only where compliance or stance is asked
 /// for, so that counting a whole run joins nothing.
-const ANSWER_COUNT: &str = "SELECT count(*) FROM responses r
+const ANSWER_COUNT: &str = concat!(
+    "SELECT count(*) FROM responses r
  WHERE r.run_id = ?1
    AND (?2 IS NULL OR r.target_id = ?2)
    AND (?3 IS NULL OR r.lang = ?3)
    AND ((?4 IS NULL AND ?5 IS NULL) OR EXISTS (SELECT 1 FROM verdicts v
         WHERE v.response_id = r.id AND v.judge = ?7
-          AND (?4 IS NULL OR v.compliance = ?4) AND (?5 IS NULL OR v.stance = ?5)))
-   AND (?6 IS NULL OR instr(lower(r.text), lower(?6)) > 0 OR instr(lower(r.probe_id), lower(?6)) > 0)
-   AND (?8 IS NULL OR r.probe_id = ?8)
-   AND (?9 IS NULL OR EXISTS (SELECT 1 FROM runs ru JOIN probes p ON p.suite_hash = ru.suite_hash
-        WHERE ru.id = r.run_id AND p.probe_id = r.probe_id AND p.intent = ?9))
-   AND (?10 = 0 OR EXISTS (SELECT 1 FROM verdicts d WHERE d.response_id = r.id AND d.judge = ?7
-        AND (d.rule = 'P2' OR EXISTS (SELECT 1 FROM verdicts e WHERE e.response_id = r.id
-             AND e.judge <> ?7 AND e.compliance IS NOT d.compliance))))";
+          AND (?4 IS NULL OR v.compliance = ?4) AND (?5 IS NULL OR v.stance = ?5)))",
+    answer_conditions!()
+);
 
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,

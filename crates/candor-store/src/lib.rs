@@ -252,6 +252,12 @@ pub trait Store: Send {
     /// Every judge's verdict on one response, the latest first.
     fn verdicts_of(&self, response_id: i64) -> Result<Vec<Verdict>, StoreError>;
 
+    /// Caps the memory the backend keeps as a cache of the database's pages, for a process
+    /// that only appends (the proxy's record); backends without such a cache ignore it.
+    fn limit_cache(&mut self, _bytes: usize) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The highest response id and verdict id in the store. Storing an answer or a verdict
     /// (a new one, or one that replaces a judge's earlier verdict) raises one of them, and
     /// neither is ever deleted: figures computed at one mark hold until it moves.

@@ -102,15 +102,66 @@ pub struct ProxyState {
     max_body: usize,
     /// Answers judged off the request path, not yet settled.
     deferred: Arc<std::sync::atomic::AtomicUsize>,
-    /// Bounds the answers judged off the request path: past it, judging waits in line
-    /// with the answer (back-pressure), instead of piling up threads.
-    deferred_slots: Arc<tokio::sync::Semaphore>,
+    /// Where answers wait to be judged off the request path.
+    judging: JudgePool,
 }
 
-/// Answers judged off the request path at once, at most: one per core, since judging is
-/// arithmetic and more threads would only take turns.
-fn deferred_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+/// Answers that may wait to be judged off the request path. A burst returns to its clients at
+/// once and is judged behind them; past this many waiting, the next answer is judged in line
+/// before it is returned (back-pressure), so a sustained overload slows the clients instead of
+/// growing the proxy's memory.
+const JUDGE_QUEUE: usize = 1024;
+
+type JudgeJob = Box<dyn FnOnce() + Send>;
+
+/// Lets the calling thread yield the cores to the request path: a burst of answers is judged
+/// in the gaps between forwarding, not in front of it. (On Linux a thread's nice value is its
+/// own.)
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread (who 0) has no memory effects.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+/// Threads that judge queued answers: one per core, since judging is arithmetic and more
+/// threads would only take turns. They end when the pool is dropped.
+struct JudgePool {
+    sender: std::sync::mpsc::SyncSender<JudgeJob>,
+}
+
+impl JudgePool {
+    fn start() -> Result<JudgePool, String> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<JudgeJob>(JUDGE_QUEUE);
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for n in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("candor-judge-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break,
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start a judging thread: {e}"))?;
+        }
+        Ok(JudgePool { sender })
+    }
+
+    /// Queues `job`; gives it back when the queue is full.
+    fn offer(&self, job: JudgeJob) -> Result<(), JudgeJob> {
+        self.sender.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(job)
+            | std::sync::mpsc::TrySendError::Disconnected(job) => job,
+        })
+    }
 }
 
 impl ProxyState {
@@ -140,7 +191,7 @@ impl ProxyState {
             sample: config.sample,
             max_body: config.max_body,
             deferred: Arc::default(),
-            deferred_slots: Arc::new(tokio::sync::Semaphore::new(deferred_slots())),
+            judging: JudgePool::start()?,
         })
     }
 
@@ -611,29 +662,32 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     let judging = state.clone();
     let judged_prompt = prompt.clone();
     if !state.policy_acts() {
-        if let Ok(slot) = state.deferred_slots.clone().try_acquire_owned() {
-            state
+        // The verdict cannot change the answer: the client has it now, and it is judged behind.
+        state
+            .deferred
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let job: JudgeJob = Box::new(move || {
+            let judged =
+                judging.judge_answer(api, status.as_u16(), &text, false, &judged_prompt, lang);
+            judging.settle(api, judged, judged_prompt, lang, upstream_seconds);
+            judging
                 .deferred
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            tokio::task::spawn_blocking(move || {
-                let judged =
-                    judging.judge_answer(api, status.as_u16(), &text, false, &judged_prompt, lang);
-                judging.settle(api, judged, judged_prompt, lang, upstream_seconds);
-                drop(slot);
-                judging
-                    .deferred
-                    .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            });
-            let mut response = Response::new(Body::from(bytes));
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            state.metrics.observe(
-                "candor_proxy_overhead_seconds",
-                judged_at.elapsed().as_secs_f64()
-                    + forwarded_at.duration_since(started).as_secs_f64(),
-            );
-            return response;
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        });
+        if let Err(job) = state.judging.offer(job) {
+            // The queue is full: this answer waits for its own judging.
+            tokio::task::spawn_blocking(job)
+                .await
+                .expect("judging does not panic");
         }
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        state.metrics.observe(
+            "candor_proxy_overhead_seconds",
+            judged_at.elapsed().as_secs_f64() + forwarded_at.duration_since(started).as_secs_f64(),
+        );
+        return response;
     }
     let judged = tokio::task::spawn_blocking(move || {
         judging.judge_answer(api, status.as_u16(), &text, false, &judged_prompt, lang)

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::metrics::{labels, Metrics};
 
+/// The store's page cache while recording (SQLite's is 64 MB for audits).
+const RECORD_PAGE_CACHE: usize = 4 << 20;
+
 /// One exchange as the proxy saw it.
 pub struct Record {
     pub prompt: String,
@@ -61,6 +64,10 @@ impl Recorder {
         redact: bool,
         metrics: Arc<Metrics>,
     ) -> Result<Recorder, String> {
+        // The record only appends: a small page cache keeps the proxy's memory down.
+        store
+            .limit_cache(RECORD_PAGE_CACHE)
+            .map_err(|e| e.to_string())?;
         let suite = proxy_suite(upstream);
         let (run_id, target_id) = match run {
             Some(id) => {

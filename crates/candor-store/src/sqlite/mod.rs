@@ -773,6 +773,14 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn limit_cache(&mut self, bytes: usize) -> Result<(), StoreError> {
+        // A negative cache_size is a size in KiB.
+        let kib = -((bytes / 1024).max(1) as i64);
+        self.conn
+            .pragma_update(None, "cache_size", kib)
+            .map_err(|e| self.err(e))
+    }
+
     fn high_water(&self) -> Result<HighWater, StoreError> {
         self.conn
             .query_row(
@@ -1151,6 +1159,20 @@ mod tests {
         store.insert_responses(&[row()]).unwrap();
         assert!(store.insert_responses(&[row()]).is_err());
         assert_eq!(store.responses(run).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_page_cache_is_64_mb_until_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let size = |s: &SqliteStore| -> i64 {
+            s.conn
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(size(&store), -65_536);
+        store.limit_cache(4 << 20).unwrap();
+        assert_eq!(size(&store), -4_096);
     }
 
     #[test]

@@ -362,10 +362,14 @@ pub fn judge_for_run(store: &dyn Store, run: i64, asked: Option<&str>) -> Result
                 judges.join(", ")
             }
         ))),
-        (None, Some(last)) => Ok(last.clone()),
-        // Not judged yet (a run cut short): nothing to read, whichever judge is named.
-        (None, None) => Ok(candor_judge::learned::LearnedJudge::ID.to_string()),
+        (None, last) => Ok(judge_or_default(last.cloned())),
     }
+}
+
+/// The run's last judge; for a run not judged yet (one cut short), the default judge, whose
+/// read finds nothing, whichever judge is named.
+pub fn judge_or_default(last: Option<String>) -> String {
+    last.unwrap_or_else(|| candor_judge::learned::LearnedJudge::ID.to_string())
 }
 
 /// One side of a comparison, written RUN (a run with one target) or RUN:N (its N-th target,

@@ -87,7 +87,18 @@ impl FiguresCache {
 /// The judge that judged a run last (none: not judged), read again only when a verdict has
 /// been stored since: the query reads every verdict of the run.
 fn last_judge(shared: &Dashboard, store: &dyn Store, run: i64) -> Result<Option<String>, Failure> {
-    let mark = store.high_water().map_err(internal)?.verdict;
+    let mark = store.high_water().map_err(internal)?;
+    last_judge_at(shared, store, run, mark)
+}
+
+/// [`last_judge`] where the store's mark has just been read.
+fn last_judge_at(
+    shared: &Dashboard,
+    store: &dyn Store,
+    run: i64,
+    mark: HighWater,
+) -> Result<Option<String>, Failure> {
+    let mark = mark.verdict;
     let cache = || shared.judges.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((at, judge)) = cache().get(&run) {
         if *at == mark {
@@ -111,9 +122,7 @@ fn run_figures(
     if let Some(data) = cache().get(run, mark, &row.status) {
         return Ok(data);
     }
-    // As `judge_for_run` chooses: the last judge, or the default where none has judged yet.
-    let judge = last_judge(shared, store, run)?
-        .unwrap_or_else(|| candor_judge::learned::LearnedJudge::ID.to_string());
+    let judge = candor_audit::figures::judge_or_default(last_judge_at(shared, store, run, mark)?);
     let data =
         Arc::new(candor_audit::figures::figures_only(store, &[run], &judge).map_err(internal)?);
     cache().put(run, mark, row.status, data.clone());

@@ -164,26 +164,97 @@ pub fn paired_bootstrap_many(
         .collect()
 }
 
+/// Draws below which the replicates run on one thread: spawning costs more than it saves.
+const PARALLEL_DRAWS: usize = 4_000_000;
+
 /// The replicates' means of `K` lists. The lists are laid side by side, so that each draw
 /// reads one cache line instead of one per list; the sums add in the same order as
-/// [`replicate_means_any`], so the results are the same to the bit.
+/// [`replicate_means_any`], so the results are the same to the bit. Large resamplings are
+/// shared among the cores (see [`replicate_means_in`]).
 fn replicate_means<const K: usize>(lists: &[&[f64]], reps: usize, seed: u64) -> Vec<Vec<f64>> {
+    let len = lists[0].len();
+    let chunks = match reps.saturating_mul(len) >= PARALLEL_DRAWS {
+        true => std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+        false => 1,
+    };
+    replicate_means_in::<K>(lists, reps, seed, chunks, draw_step())
+}
+
+/// How far one draw moves the generator's state. The generator is a counter stepped by a
+/// constant, so a later replicate's starting state can be computed without drawing; this
+/// reads the step rather than assume it.
+fn draw_step() -> u64 {
+    let mut rng = fastrand::Rng::with_seed(0);
+    rng.u64(..);
+    rng.get_seed()
+}
+
+/// The replicates split into `chunks` runs of consecutive replicates, each on its own thread,
+/// each starting from the state the one sequential generator would have reached there
+/// (`step` per draw). A draw that took more than one step (a rejected sample) would put a
+/// chunk off: each chunk's start is checked against where the previous one ended, and a chunk
+/// that started elsewhere is drawn again from the right state. The result is always that of
+/// one generator drawing every replicate in order.
+fn replicate_means_in<const K: usize>(
+    lists: &[&[f64]],
+    reps: usize,
+    seed: u64,
+    chunks: usize,
+    step: u64,
+) -> Vec<Vec<f64>> {
     let len = lists[0].len();
     let rows: Vec<[f64; K]> = (0..len)
         .map(|i| std::array::from_fn(|k| lists[k][i]))
         .collect();
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut means: Vec<Vec<f64>> = (0..K).map(|_| Vec::with_capacity(reps)).collect();
-    for _ in 0..reps {
-        let mut sums = [0f64; K];
-        for _ in 0..len {
-            let row = &rows[rng.usize(..len)];
-            for k in 0..K {
-                sums[k] += row[k];
+    let chunks = chunks.clamp(1, reps.max(1));
+    let bounds: Vec<(usize, usize)> = (0..chunks)
+        .map(|c| (reps * c / chunks, reps * (c + 1) / chunks))
+        .collect();
+    let predicted = |first: usize| seed.wrapping_add(step.wrapping_mul((first * len) as u64));
+    let draw = |(first, last): (usize, usize), start: u64| {
+        let mut rng = fastrand::Rng::with_seed(start);
+        let mut means = Vec::with_capacity(last - first);
+        for _ in first..last {
+            let mut sums = [0f64; K];
+            for _ in 0..len {
+                let row = &rows[rng.usize(..len)];
+                for k in 0..K {
+                    sums[k] += row[k];
+                }
             }
+            means.push(sums.map(|sum| sum / len as f64));
         }
-        for (m, sum) in means.iter_mut().zip(sums) {
-            m.push(sum / len as f64);
+        (start, means, rng.get_seed())
+    };
+    let mut drawn: Vec<(u64, Vec<[f64; K]>, u64)> = match chunks {
+        1 => vec![draw(bounds[0], seed)],
+        _ => std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds
+                .iter()
+                .enumerate()
+                .map(|(c, &b)| {
+                    let start = if c == 0 { seed } else { predicted(b.0) };
+                    scope.spawn(move || draw(b, start))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a bootstrap thread does not panic"))
+                .collect()
+        }),
+    };
+    for c in 1..drawn.len() {
+        let reached = drawn[c - 1].2;
+        if drawn[c].0 != reached {
+            drawn[c] = draw(bounds[c], reached);
+        }
+    }
+    let mut means: Vec<Vec<f64>> = (0..K).map(|_| Vec::with_capacity(reps)).collect();
+    for (_, chunk, _) in drawn {
+        for replicate in chunk {
+            for (m, value) in means.iter_mut().zip(replicate) {
+                m.push(value);
+            }
         }
     }
     means
@@ -231,6 +302,34 @@ mod tests {
         assert!((d.0 - 0.7).abs() < 1e-12 && d.1 <= 0.7 && d.2 >= 0.7);
         assert_eq!(cluster_bootstrap(&[], 10, 1), None);
         assert_eq!(paired_bootstrap(&[], 10, 1), None);
+    }
+
+    #[test]
+    fn replicates_shared_among_threads_are_those_of_one_generator() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let a: Vec<f64> = (0..997).map(|_| rng.f64() - 0.5).collect();
+        let b: Vec<f64> = (0..997).map(|_| f64::from(rng.u8(..3)) - 1.0).collect();
+        let lists: [&[f64]; 2] = [&a, &b];
+        let one = replicate_means_in::<2>(&lists, 301, 11, 1, draw_step());
+        for chunks in [2, 3, 8] {
+            assert_eq!(
+                replicate_means_in::<2>(&lists, 301, 11, chunks, draw_step()),
+                one
+            );
+        }
+        // The prediction holds for this generator: no chunk needs drawing again.
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..997 * 75 {
+            rng.usize(..997);
+        }
+        let step = draw_step().wrapping_mul(997 * 75);
+        assert_eq!(rng.get_seed(), 11u64.wrapping_add(step));
+        // A wrong prediction of where a chunk starts is caught and drawn again.
+        assert_eq!(replicate_means_in::<2>(&lists, 301, 11, 4, 12_345), one);
+        // And the whole agrees with the single list's own bootstrap.
+        let alone = paired_bootstrap(&a, 301, 11).unwrap();
+        let many = paired_bootstrap_many(&lists, 301, 11);
+        assert_eq!(many[0], Some(alone));
     }
 
     proptest! {

@@ -125,8 +125,9 @@ fn lower_priority() {
     }
 }
 
-/// Threads that judge queued answers: one per core, since judging is arithmetic and more
-/// threads would only take turns. They end when the pool is dropped.
+/// Threads that judge queued answers: one per core but one, which stays with forwarding (a
+/// burst of answers then delays the clients less); more threads would only take turns. They
+/// end when the pool is dropped.
 struct JudgePool {
     sender: std::sync::mpsc::SyncSender<JudgeJob>,
 }
@@ -135,7 +136,9 @@ impl JudgePool {
     fn start() -> Result<JudgePool, String> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<JudgeJob>(JUDGE_QUEUE);
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get() - 1)
+            .max(1);
         for n in 0..threads {
             let receiver = receiver.clone();
             std::thread::Builder::new()

@@ -218,10 +218,43 @@ fn squeeze(text: &str, limit: usize) -> Vec<char> {
     chars
 }
 
+/// Every feature index fits in this many bits, which two passes of the radix sort cover.
+const INDEX_BITS: u32 = 20;
+const _: () = assert!(DIMENSIONS <= 1 << INDEX_BITS);
+
+/// Sorts feature indices by two passes of a radix sort (least significant half first). An
+/// answer's few thousand n-grams sort several times faster so than by comparisons, which were
+/// a sixth of the learned judge's time.
+fn sort_indices(keys: &mut Vec<u32>) {
+    const HALF: u32 = INDEX_BITS / 2;
+    const MASK: u32 = (1 << HALF) - 1;
+    if keys.len() < 256 {
+        keys.sort_unstable();
+        return;
+    }
+    let mut sorted = vec![0u32; keys.len()];
+    for shift in [0, HALF] {
+        let mut starts = [0usize; 1 << HALF];
+        for &k in keys.iter() {
+            starts[((k >> shift) & MASK) as usize] += 1;
+        }
+        let mut total = 0;
+        for start in starts.iter_mut() {
+            (*start, total) = (total, total + *start);
+        }
+        for &k in keys.iter() {
+            let digit = ((k >> shift) & MASK) as usize;
+            sorted[starts[digit]] = k;
+            starts[digit] += 1;
+        }
+        std::mem::swap(keys, &mut sorted);
+    }
+}
+
 /// Counts one block's hashed n-grams and scales the (sublinear) counts to unit length, so that
 /// long answers weigh no more than short ones. (Sorting beats a hash map at these sizes.)
 fn unit_length(mut block: Vec<u32>, out: &mut Features) {
-    block.sort_unstable();
+    sort_indices(&mut block);
     let start = out.len();
     for index in block {
         let len = out.len();
@@ -230,9 +263,15 @@ fn unit_length(mut block: Vec<u32>, out: &mut Features) {
             _ => out.push((index, 1.0)),
         }
     }
-    // Sublinear counts: a word repeated ten times says little more than one said twice.
+    // Sublinear counts: a word repeated ten times says little more than one said twice. (Most
+    // counts are small, and a logarithm looked up is a tenth of one computed.)
+    static SUBLINEAR: std::sync::OnceLock<[f32; 64]> = std::sync::OnceLock::new();
+    let table = SUBLINEAR.get_or_init(|| std::array::from_fn(|n| 1.0 + (n as f32).ln()));
     for (_, v) in &mut out[start..] {
-        *v = 1.0 + v.ln();
+        *v = match table.get(*v as usize) {
+            Some(looked_up) => *looked_up,
+            None => 1.0 + v.ln(),
+        };
     }
     let norm = out[start..].iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
     for (_, v) in &mut out[start..] {
@@ -243,9 +282,19 @@ fn unit_length(mut block: Vec<u32>, out: &mut Features) {
 impl RulesJudge {
     /// The learned judge's features of an exchange, beside the rules' verdict on it.
     pub fn learned_features(&self, ex: &Exchange<'_>, rules: &Verdict) -> Features {
+        let norm = normalise(ex.response.text.trim());
+        self.features_normalised(ex, rules, &norm, &normalise(ex.prompt))
+    }
+
+    /// [`RulesJudge::learned_features`] of an answer and prompt already normalised.
+    fn features_normalised(
+        &self,
+        ex: &Exchange<'_>,
+        rules: &Verdict,
+        norm: &str,
+        prompt: &str,
+    ) -> Features {
         let text = ex.response.text.trim();
-        let norm = normalise(text);
-        let prompt = normalise(ex.prompt);
         let mut features = Features::new();
         // (text, shortest and longest n-gram, block seed, first index, buckets), block by block.
         let blocks = [
@@ -268,47 +317,47 @@ impl RulesJudge {
         let lex = &self.lexicon;
         let intent = ex.probe.and_then(|p| p.intent);
         let units = size(text);
-        let opening = byte_at_size(&norm, OPENING);
-        let first = first_sentence_end(&norm);
-        let stance = rules.stance.or_else(|| self.stance_of(ex, &norm));
+        let opening = byte_at_size(norm, OPENING);
+        let first = first_sentence_end(norm);
+        let stance = rules.stance.or_else(|| self.stance_of(ex, norm));
         // The words that judge are read where a judgement is asked for, as the rules read them:
         // elsewhere they say little, and these patterns are most of the features' cost.
-        let judging = asks_for_a_judgement(intent, &prompt);
+        let judging = asks_for_a_judgement(intent, prompt);
         let words = judging_words(lex);
-        let judges = |i: usize| judging && words[i].is_match(&norm);
+        let judges = |i: usize| judging && words[i].is_match(norm);
         let signals: [bool; SIGNALS.len()] = [
-            lex.refusal.first_within(&norm, opening).is_some(),
-            lex.refusal.first_within(&norm, norm.len()).is_some(),
-            lex.moral_refusal.first_within(&norm, opening).is_some(),
-            lex.redirect.first_within(&norm, norm.len()).is_some(),
-            lex.deflection.first_within(&norm, norm.len()).is_some(),
-            lex.government_voice.first_within(&norm, first).is_some(),
+            lex.refusal.first_within(norm, opening).is_some(),
+            lex.refusal.first_within(norm, norm.len()).is_some(),
+            lex.moral_refusal.first_within(norm, opening).is_some(),
+            lex.redirect.first_within(norm, norm.len()).is_some(),
+            lex.deflection.first_within(norm, norm.len()).is_some(),
+            lex.government_voice.first_within(norm, first).is_some(),
             lex.government_voice
-                .first_within(&norm, norm.len())
+                .first_within(norm, norm.len())
                 .is_some(),
             lex.pivot
-                .first_within(&norm, byte_at_size(&norm, TURN_WINDOW))
+                .first_within(norm, byte_at_size(norm, TURN_WINDOW))
                 .is_some(),
-            lex.alternative.first_within(&norm, norm.len()).is_some(),
+            lex.alternative.first_within(norm, norm.len()).is_some(),
             judges(0),
             judges(1),
             judges(2),
             judges(3),
             judges(4),
-            lex.not_real.first_within(&norm, 2 * opening).is_some(),
-            asks_for_criticism(intent, &prompt),
-            asks_for_a_piece(intent, &prompt),
+            lex.not_real.first_within(norm, 2 * opening).is_some(),
+            asks_for_criticism(intent, prompt),
+            asks_for_a_piece(intent, prompt),
             judging,
-            laid_out_as_verse(&norm),
+            laid_out_as_verse(norm),
             units < 100,
             units < 250,
             units < 400,
             units < 600,
             units < 1500,
             false,
-            is_mostly_cjk(&norm),
+            is_mostly_cjk(norm),
             prompt.chars().any(is_cjk),
-            sentences(&norm) <= 2,
+            sentences(norm) <= 2,
             stance == Some(Stance::StateNarrative),
             stance == Some(Stance::Mixed),
         ];
@@ -621,7 +670,9 @@ impl Judge for LearnedJudge {
     }
 
     fn judge(&self, ex: &Exchange<'_>) -> Verdict {
-        let rules = self.rules.judge(ex);
+        let norm = normalise(ex.response.text.trim());
+        let prompt = normalise(ex.prompt);
+        let rules = self.rules.judge_normalised(ex, &norm, &prompt);
         let Some(said) = rules.compliance else {
             // No text: nothing for a model to read either.
             return Verdict {
@@ -629,17 +680,14 @@ impl Judge for LearnedJudge {
                 ..rules
             };
         };
-        let features = self.rules.learned_features(ex, &rules);
+        let features = self.rules.features_normalised(ex, &rules, &norm, &prompt);
         let probs = self.model.probabilities(&features);
         let cut_off = ex.response.outcome == Outcome::Truncated;
         let decided = combine(&rules, probs, ex.probe.is_some(), cut_off).unwrap_or(said);
         let class = class_index(decided);
         let stance = match decided {
             Compliance::Refused => None,
-            _ => rules.stance.or_else(|| {
-                let norm = normalise(ex.response.text.trim());
-                self.rules.stance_of(ex, &norm)
-            }),
+            _ => rules.stance.or_else(|| self.rules.stance_of(ex, &norm)),
         };
         let (rule, rationale) = if decided == said {
             (
@@ -775,6 +823,18 @@ mod tests {
     use super::*;
     use candor_core::{Outcome, Response};
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn indices_sort_as_a_comparison_sort_sorts_them(
+            mut keys in proptest::collection::vec(0u32..(1 << INDEX_BITS), 0..2000),
+        ) {
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            sort_indices(&mut keys);
+            prop_assert_eq!(keys, expected);
+        }
+    }
 
     fn response(text: &str) -> Response {
         Response {

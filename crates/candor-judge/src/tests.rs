@@ -1078,6 +1078,23 @@ fn answer_piece() -> impl proptest::strategy::Strategy<Value = String> {
 }
 
 proptest::proptest! {
+    /// The short cuts of `normalise` (ASCII, text already NFKC) give what the long way gives,
+    /// for any text: full-width letters, combining accents, ligatures, curly apostrophes,
+    /// Traditional characters and capitals side by side.
+    #[test]
+    fn normalise_takes_short_cuts_to_the_same_text(
+        pieces in proptest::collection::vec(proptest::prop_oneof![
+            answer_piece(),
+            "[A-Za-z'\u{2018}\u{2019}\u{02bc}]{1,8}",
+            "[ＡＢＣａｂｃ０１２ﬁﬂ²é̃Å\u{0301}\u{0308}]{1,6}",
+            "[臺灣們說國體]{1,4}",
+            proptest::prelude::any::<String>(),
+        ], 0..12),
+    ) {
+        let text = pieces.concat();
+        proptest::prop_assert_eq!(normalise(&text), normalise_slowly(&text));
+    }
+
     /// Model output is untrusted: whatever the answer, the judge returns a verdict whose rule
     /// is one of the rubric's, whose label is that rule's, and refusals carry no stance.
     #[test]

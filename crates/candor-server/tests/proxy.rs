@@ -507,7 +507,7 @@ impl Store for Faulty {
     fn insert_responses(
         &mut self,
         rows: &[candor_store::NewResponse<'_>],
-    ) -> Result<(), candor_store::StoreError> {
+    ) -> Result<Vec<i64>, candor_store::StoreError> {
         std::thread::sleep(self.delay);
         if self.fail {
             return Err(candor_store::StoreError::Empty {

@@ -90,8 +90,8 @@ pub trait Store: Send {
 
     // Responses, written as they arrive.
 
-    /// Stores a batch of responses in one transaction.
-    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError>;
+    /// Stores a batch of responses in one transaction; gives their ids, in the order of `rows`.
+    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<Vec<i64>, StoreError>;
 
     /// Every response of a run, in the order stored.
     fn responses(&self, run_id: i64) -> Result<Vec<StoredResponse>, StoreError>;

@@ -68,14 +68,15 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Stores (request, response) pairs of one target of a run in one batch, keyed for `spec`.
+/// Stores (request, response) pairs of one target of a run in one batch, keyed for `spec`;
+/// gives their ids.
 pub fn insert_exchanges(
     store: &mut dyn Store,
     run_id: i64,
     target_id: i64,
     spec: &str,
     items: &[(Request, Response)],
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let keys: Vec<(String, String)> = items.iter().map(|(q, _)| q.keyed(spec)).collect();
     let rows: Vec<NewResponse<'_>> = items
         .iter()

@@ -111,13 +111,22 @@ fn with_rows<R>(
     write(&rows)
 }
 
+/// A plain answer, numbered.
+fn answer(n: u32) -> Response {
+    Response {
+        outcome: Outcome::Ok,
+        text: format!("answer {n}"),
+        ..Response::default()
+    }
+}
+
 /// Stores one response per (request, response) in one batch.
 fn store_batch(
     store: &mut dyn Store,
     run: i64,
     target: i64,
     items: &[(Request, Response)],
-) -> Result<(), candor_store::StoreError> {
+) -> Result<Vec<i64>, candor_store::StoreError> {
     with_rows(run, target, items, |rows| store.insert_responses(rows))
 }
 
@@ -323,15 +332,42 @@ fn verdicts_replace_and_the_last_judge_comes_first() {
 }
 
 #[test]
+fn a_stored_batch_gives_the_ids_of_its_rows_in_order() {
+    on_both(|backend, mut store| {
+        let (run, target) = new_run(store.as_mut());
+        let (other, other_target) = new_run(store.as_mut());
+        let theirs = store_batch(
+            store.as_mut(),
+            other,
+            other_target,
+            &[(request("p1", 0), answer(100))],
+        )
+        .unwrap();
+        let items: Vec<(Request, Response)> =
+            (0..5).map(|n| (request("p1", n), answer(n))).collect();
+        let ids = store_batch(store.as_mut(), run, target, &items).unwrap();
+        let stored: Vec<(i64, String)> = store
+            .responses(run)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.response.text))
+            .collect();
+        let expected: Vec<(i64, String)> = ids
+            .iter()
+            .zip(0..)
+            .map(|(id, n)| (*id, format!("answer {n}")))
+            .collect();
+        assert_eq!(stored, expected, "{backend}");
+        assert_eq!(theirs.len(), 1, "{backend}");
+        assert!(!ids.contains(&theirs[0]), "{backend}");
+    });
+}
+
+#[test]
 fn paged_reads_give_every_row_once_in_id_order_and_only_the_runs() {
     on_both(|backend, mut store| {
         let (run, target) = new_run(store.as_mut());
         let (other, other_target) = new_run(store.as_mut());
-        let answer = |n: u32| Response {
-            outcome: Outcome::Ok,
-            text: format!("answer {n}"),
-            ..Response::default()
-        };
         // Interleaved with another run's rows, so that a page must skip them by run.
         for n in 0..7 {
             store_batch(

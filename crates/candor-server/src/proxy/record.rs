@@ -103,17 +103,13 @@ impl Recorder {
                 (id, target)
             }
         };
-        let first_sample = store.answered(run_id).map_err(|e| e.to_string())?.len() as u32;
-        let mut last_id = 0;
-        loop {
-            let page = store
-                .responses_after(run_id, last_id, 1000)
-                .map_err(|e| e.to_string())?;
-            match page.last() {
-                Some(row) => last_id = row.id,
-                None => break,
-            }
-        }
+        // Samples are numbered in the order recorded: a continued run goes on from its count.
+        let first_sample: i64 = store
+            .error_counts(run_id)
+            .map_err(|e| e.to_string())?
+            .values()
+            .map(|c| c.responses)
+            .sum();
         let (sender, receiver) = sync_channel(queue.max(1));
         let writer_metrics = metrics.clone();
         let writer = std::thread::Builder::new()
@@ -124,8 +120,7 @@ impl Recorder {
                     suite,
                     run_id,
                     target_id,
-                    next_sample: first_sample,
-                    last_id,
+                    next_sample: first_sample as u32,
                     redact,
                     metrics: writer_metrics,
                 };
@@ -175,8 +170,6 @@ struct Writer {
     run_id: i64,
     target_id: i64,
     next_sample: u32,
-    /// The newest response id of the run: this writer is the run's only one.
-    last_id: i64,
     redact: bool,
     metrics: Arc<Metrics>,
 }
@@ -275,18 +268,11 @@ impl Writer {
                 response,
             })
             .collect();
-        self.store.insert_responses(&rows).map_err(err)?;
-        let stored = self
-            .store
-            .responses_after(self.run_id, self.last_id, rows.len() as i64)
-            .map_err(err)?;
-        if let Some(row) = stored.last() {
-            self.last_id = row.id;
-        }
-        let judged: Vec<(i64, Verdict)> = stored
-            .iter()
+        let ids = self.store.insert_responses(&rows).map_err(err)?;
+        let judged: Vec<(i64, Verdict)> = ids
+            .into_iter()
             .zip(verdicts)
-            .filter_map(|(row, verdict)| Some((row.id, verdict?)))
+            .filter_map(|(id, verdict)| Some((id, verdict?)))
             .collect();
         self.store.insert_verdicts(&judged).map_err(err)
     }

@@ -373,15 +373,23 @@ const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_i
 /// worker runs on.
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
-fn execute_response(
+/// Binds a response's columns and runs `insert` with them by `run` (an execute, or a query of
+/// the new row's id).
+fn execute_response<R>(
     tx: &mut postgres::Transaction<'_>,
     insert: &postgres::Statement,
     row: &NewResponse<'_>,
-) -> Result<u64, postgres::Error> {
+    run: impl FnOnce(
+        &mut postgres::Transaction<'_>,
+        &postgres::Statement,
+        &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<R, postgres::Error>,
+) -> Result<R, postgres::Error> {
     let (q, r) = (row.request, row.response);
     let chunks =
         (!r.chunks.is_empty()).then(|| serde_json::to_string(&r.chunks).expect("chunks serialise"));
-    tx.execute(
+    run(
+        tx,
         insert,
         &[
             &row.run_id,
@@ -559,14 +567,17 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
+    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<Vec<i64>, StoreError> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let insert = tx.prepare(INSERT_RESPONSE)?;
+            let insert = tx.prepare(&format!("{INSERT_RESPONSE} RETURNING id"))?;
+            let mut ids = Vec::with_capacity(rows.len());
             for row in rows {
-                execute_response(&mut tx, &insert, row)?;
+                let id = execute_response(&mut tx, &insert, row, |tx, s, p| tx.query_one(s, p))?;
+                ids.push(id.get(0));
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(ids)
         })
     }
 
@@ -833,7 +844,7 @@ impl Store for PostgresStore {
             )?;
             let mut stored = 0;
             for row in rows {
-                stored += execute_response(&mut tx, &insert, row)? as usize;
+                stored += execute_response(&mut tx, &insert, row, |tx, s, p| tx.execute(s, p))? as usize;
                 let q = row.request;
                 tx.execute(
                     &retire,

@@ -168,35 +168,42 @@ const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_i
     first_byte_ms, chunks, attempts, base_url, route, candor_version)
  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
 
-fn bind_response(
+/// Binds a response's columns and runs `insert` with them by `run` (an execute, or an insert
+/// that gives the new row's id).
+fn bind_response<R>(
     insert: &mut rusqlite::CachedStatement<'_>,
     row: &NewResponse<'_>,
-) -> rusqlite::Result<usize> {
+    run: impl FnOnce(&mut rusqlite::CachedStatement<'_>, &[&dyn rusqlite::ToSql]) -> rusqlite::Result<R>,
+) -> rusqlite::Result<R> {
     let (q, r) = (row.request, row.response);
-    insert.execute(params![
-        row.run_id,
-        row.target_id,
-        q.probe_id,
-        q.lang,
-        q.sample,
-        row.request_hash,
-        row.request_json,
-        r.outcome.as_str(),
-        r.text,
-        r.reasoning,
-        r.finish_reason,
-        r.http_status,
-        r.error,
-        r.raw_body,
-        r.model_reported,
-        r.latency_ms,
-        r.first_byte_ms,
-        (!r.chunks.is_empty()).then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
-        r.attempts,
-        r.base_url,
-        r.route,
-        candor_core::CANDOR_VERSION,
-    ])
+    run(
+        insert,
+        params![
+            row.run_id,
+            row.target_id,
+            q.probe_id,
+            q.lang,
+            q.sample,
+            row.request_hash,
+            row.request_json,
+            r.outcome.as_str(),
+            r.text,
+            r.reasoning,
+            r.finish_reason,
+            r.http_status,
+            r.error,
+            r.raw_body,
+            r.model_reported,
+            r.latency_ms,
+            r.first_byte_ms,
+            (!r.chunks.is_empty())
+                .then(|| serde_json::to_string(&r.chunks).expect("chunks serialise")),
+            r.attempts,
+            r.base_url,
+            r.route,
+            candor_core::CANDOR_VERSION,
+        ],
+    )
 }
 
 /// Milliseconds since the epoch by this machine's clock, which every worker on one SQLite file
@@ -258,8 +265,13 @@ impl Store for SqliteStore {
         )
     }
 
-    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<(), StoreError> {
-        self.batch(INSERT_RESPONSE, rows, bind_response)
+    fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        self.batch(INSERT_RESPONSE, rows, |insert, row| {
+            ids.push(bind_response(insert, row, |s, p| s.insert(p))?);
+            Ok(1)
+        })?;
+        Ok(ids)
     }
 
     fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
@@ -723,7 +735,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(sqlite)?;
             for row in rows {
-                stored += bind_response(&mut insert, row).map_err(sqlite)?;
+                stored += bind_response(&mut insert, row, |s, p| s.execute(p)).map_err(sqlite)?;
                 let q = row.request;
                 retire
                     .execute(params![

@@ -3,9 +3,12 @@
 # through the proxy in the same run, so the figures are ratios. The mock answers 1 KB.
 #
 #   scripts/bench-proxy.sh [CONCURRENCY] [LATENCY_MS] [SECONDS]   (defaults: 32 0 10)
+#   ROUNDS=5 scripts/bench-proxy.sh ...   direct and proxied in turn, five times each
 #
 # Prints requests/s direct and proxied, their ratio, p50 and p99 latency of each and the
-# difference (the proxy's added latency, judging included), and the proxy's peak RSS.
+# difference (the proxy's added latency, judging included), and the proxy's peak RSS. With
+# several rounds each figure is the median over the rounds: on a shared machine one round's
+# p99 moves by milliseconds with whatever else runs.
 # Needs wrk and GNU time; installs them with apt-get when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,19 +57,36 @@ wrk.body = '{"model":"bench","messages":[{"role":"user","content":"What happened
 LUA
 
 load() { wrk -t2 -c"$concurrency" -d"${seconds}s" --latency -s "$out/post.lua" "$1/chat/completions"; }
-# Warm both paths, then measure direct and proxied back to back.
+# Warm both paths, then measure direct and proxied back to back, round by round.
 wrk -t1 -c4 -d1s -s "$out/post.lua" "$proxy_url/chat/completions" > /dev/null
-load "$mock_url" > "$out/direct.txt"
-load "$proxy_url" > "$out/proxied.txt"
+rounds=${ROUNDS:-1}
+for round in $(seq "$rounds"); do
+  load "$mock_url" > "$out/direct.$round.txt"
+  load "$proxy_url" > "$out/proxied.$round.txt"
+done
 
 rate() { awk '/Requests\/sec/ {print $2}' "$1"; }
 # wrk prints percentiles as 1.23ms, 456.00us or 1.20s: in milliseconds.
 pct() {
   awk -v p="$2" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; print v}' "$1"
 }
-direct=$(rate "$out/direct.txt"); proxied=$(rate "$out/proxied.txt")
-d50=$(pct "$out/direct.txt" 50%); p50=$(pct "$out/proxied.txt" 50%)
-d99=$(pct "$out/direct.txt" 99%); p99=$(pct "$out/proxied.txt" 99%)
+# The median over the rounds of a measure ("rate", or a percentile) of one path.
+median() {
+  for round in $(seq "$rounds"); do
+    if [ "$2" = rate ]; then rate "$out/$1.$round.txt"; else pct "$out/$1.$round.txt" "$2"; fi
+  done | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
+}
+# The median over the rounds of the proxied minus the direct percentile, each round's pair
+# measured back to back.
+added() {
+  for round in $(seq "$rounds"); do
+    echo "$(pct "$out/proxied.$round.txt" "$1") $(pct "$out/direct.$round.txt" "$1")"
+  done | awk '{print $1 - $2}' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
+}
+direct=$(median direct rate); proxied=$(median proxied rate)
+d50=$(median direct 50%); p50=$(median proxied 50%)
+d99=$(median direct 99%); p99=$(median proxied 99%)
+a50=$(added 50%); a99=$(added 99%)
 
 kill -INT "$(pgrep -P "$timer" candor)" 2>/dev/null || true
 wait "$timer" || true
@@ -75,8 +95,8 @@ stored=$(python3 -c "import sqlite3,sys
 try: print(sqlite3.connect(sys.argv[1]).execute(\"select count(*) from responses\").fetchone()[0])
 except Exception: print(0)" "$out/proxy.db")
 
-echo "concurrency=$concurrency upstream_latency_ms=$latency seconds=$seconds answer=1 KB"
+echo "concurrency=$concurrency upstream_latency_ms=$latency seconds=$seconds rounds=$rounds answer=1 KB"
 echo "direct:  $direct requests/s, p50 ${d50} ms, p99 ${d99} ms"
 echo "proxied: $proxied requests/s, p50 ${p50} ms, p99 ${p99} ms (judged and recorded: $stored stored)"
-python3 -c "print(f'ratio proxied/direct: {$proxied/$direct:.2f}; added p50 {$p50-$d50:.2f} ms, added p99 {$p99-$d99:.2f} ms')"
+python3 -c "print(f'ratio proxied/direct: {$proxied/$direct:.2f}; added p50 {$a50:.2f} ms, added p99 {$a99:.2f} ms')"
 echo "proxy peak RSS: $((rss_kb / 1024)) MB"

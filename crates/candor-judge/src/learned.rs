@@ -602,8 +602,9 @@ impl LearnedJudge {
         LearnedJudge::new(rules, LearnedModel::built_in())
     }
 
-    /// The features that pushed the chosen class most above the others, named.
-    fn deciding(&self, ex: &Exchange<'_>, features: &Features, class: usize) -> String {
+    /// The features that pushed the chosen class most above the others, named; `norm` is the
+    /// answer normalised.
+    fn deciding(&self, norm: &str, features: &Features, class: usize) -> String {
         let lift = |j: u32| {
             let others: f32 = (0..CLASSES)
                 .filter(|&k| k != class)
@@ -619,8 +620,7 @@ impl LearnedJudge {
             .collect();
         // The n-grams by their text: the longest of the answer's, read again; named only once
         // chosen.
-        let norm = normalise(ex.response.text.trim());
-        let chars = squeeze(&norm, TEXT_CHARS);
+        let chars = squeeze(norm, TEXT_CHARS);
         let mut grams: Vec<(f32, usize)> = (0..chars.len().saturating_sub(3))
             .map(|start| {
                 let h = chars[start..start + 4]
@@ -703,7 +703,7 @@ impl Judge for LearnedJudge {
                     probs[class],
                     rules.rule,
                     said.as_str(),
-                    self.deciding(ex, &features, class)
+                    self.deciding(&norm, &features, class)
                 ),
             )
         };

@@ -325,16 +325,17 @@ impl RulesJudge {
         let judging = asks_for_a_judgement(intent, prompt);
         let words = judging_words(lex);
         let judges = |i: usize| judging && words[i].is_match(norm);
+        // Where the first of a list's phrases is, read once for the signals of both spans.
+        let refusal = lex.refusal.position_within(norm, norm.len());
+        let government_voice = lex.government_voice.position_within(norm, norm.len());
         let signals: [bool; SIGNALS.len()] = [
-            lex.refusal.first_within(norm, opening).is_some(),
-            lex.refusal.first_within(norm, norm.len()).is_some(),
+            refusal.is_some_and(|at| at < opening),
+            refusal.is_some(),
             lex.moral_refusal.first_within(norm, opening).is_some(),
             lex.redirect.first_within(norm, norm.len()).is_some(),
             lex.deflection.first_within(norm, norm.len()).is_some(),
-            lex.government_voice.first_within(norm, first).is_some(),
-            lex.government_voice
-                .first_within(norm, norm.len())
-                .is_some(),
+            government_voice.is_some_and(|at| at < first),
+            government_voice.is_some(),
             lex.pivot
                 .first_within(norm, byte_at_size(norm, TURN_WINDOW))
                 .is_some(),

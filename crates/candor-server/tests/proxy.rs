@@ -473,6 +473,19 @@ struct Faulty {
     delay: Duration,
 }
 
+impl Faulty {
+    /// Takes its time, then fails where this store fails writes.
+    fn fault(&self) -> Result<(), candor_store::StoreError> {
+        std::thread::sleep(self.delay);
+        match self.fail {
+            true => Err(candor_store::StoreError::Empty {
+                path: "read-only disk".into(),
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
 macro_rules! pass {
     ($($name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
         $(fn $name(&self $(, $arg: $ty)*) -> $ret { self.inner.$name($($arg),*) })*
@@ -508,13 +521,17 @@ impl Store for Faulty {
         &mut self,
         rows: &[candor_store::NewResponse<'_>],
     ) -> Result<Vec<i64>, candor_store::StoreError> {
-        std::thread::sleep(self.delay);
-        if self.fail {
-            return Err(candor_store::StoreError::Empty {
-                path: "read-only disk".into(),
-            });
-        }
+        self.fault()?;
         self.inner.insert_responses(rows)
+    }
+    fn insert_judged(
+        &mut self,
+        suite: &candor_core::Suite,
+        rows: &[candor_store::NewResponse<'_>],
+        verdicts: &[Option<candor_core::Verdict>],
+    ) -> Result<Vec<i64>, candor_store::StoreError> {
+        self.fault()?;
+        self.inner.insert_judged(suite, rows, verdicts)
     }
     fn copy_cached(
         &mut self,

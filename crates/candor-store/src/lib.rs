@@ -93,6 +93,17 @@ pub trait Store: Send {
     /// Stores a batch of responses in one transaction; gives their ids, in the order of `rows`.
     fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<Vec<i64>, StoreError>;
 
+    /// Stores judged answers in one transaction: the probes they answer, the responses, and
+    /// the verdict given with each (`None` where none was). A failure stores none of them, so
+    /// an answer is never kept without the verdict it was given. Gives the responses' ids, in
+    /// the order of `rows`.
+    fn insert_judged(
+        &mut self,
+        suite: &Suite,
+        rows: &[NewResponse<'_>],
+        verdicts: &[Option<Verdict>],
+    ) -> Result<Vec<i64>, StoreError>;
+
     /// Every response of a run, in the order stored.
     fn responses(&self, run_id: i64) -> Result<Vec<StoredResponse>, StoreError>;
 
@@ -290,6 +301,15 @@ pub fn for_each_page<T>(
         after = id(last);
         each(page)?;
     }
+}
+
+/// The stored ids of a judged batch beside their verdicts, leaving out the rows not judged.
+fn judged_ids<'v>(ids: &[i64], verdicts: &'v [Option<Verdict>]) -> Vec<(i64, &'v Verdict)> {
+    assert_eq!(ids.len(), verdicts.len(), "a verdict or none for each row");
+    ids.iter()
+        .zip(verdicts)
+        .filter_map(|(id, v)| Some((*id, v.as_ref()?)))
+        .collect()
 }
 
 /// How to name the store at `location` in messages: a URL without its password.

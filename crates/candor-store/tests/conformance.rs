@@ -363,6 +363,93 @@ fn a_stored_batch_gives_the_ids_of_its_rows_in_order() {
     });
 }
 
+/// A run and its target, its probes not yet stored.
+fn bare_run(store: &mut dyn Store) -> (i64, i64) {
+    let run = store.create_run(&suite(), &serde_json::json!({})).unwrap();
+    let target = store
+        .add_target(run, 0, &serde_json::json!({"spec": "openai/m"}))
+        .unwrap();
+    (run, target)
+}
+
+#[test]
+fn judged_answers_are_stored_with_their_probes_and_verdicts_in_one_call() {
+    on_both(|backend, mut store| {
+        let (run, target) = bare_run(store.as_mut());
+        let items: Vec<(Request, Response)> = [("p2", 0), ("p1", 1), ("p3", 2)]
+            .map(|(p, n)| (request(p, n), answer(n)))
+            .into();
+        let verdicts = [
+            Some(verdict("proxy@1", Compliance::Refused)),
+            None,
+            Some(verdict("proxy@1", Compliance::Candid)),
+        ];
+        let ids = with_rows(run, target, &items, |rows| {
+            store.insert_judged(&suite(), rows, &verdicts)
+        })
+        .unwrap();
+        let stored: Vec<i64> = store.responses(run).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(stored, ids, "{backend}");
+        let judged: Vec<(i64, String, Option<Compliance>)> = store
+            .judged_rows(run, "proxy@1")
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.response_id, r.topic, r.compliance))
+            .collect();
+        assert_eq!(
+            judged,
+            vec![
+                (ids[0], "tiananmen-1989".into(), Some(Compliance::Refused)),
+                (ids[1], "taiwan".into(), None),
+                (ids[2], "tibet".into(), Some(Compliance::Candid)),
+            ],
+            "{backend}"
+        );
+    });
+}
+
+#[test]
+fn a_judged_batch_that_fails_part_way_stores_none_of_it() {
+    on_both(|backend, mut store| {
+        let (run, target) = bare_run(store.as_mut());
+        let good = [(request("p1", 0), answer(0))];
+        let bad = [(request("p2", 1), answer(1))];
+        let verdicts = [Some(verdict("proxy@1", Compliance::Candid)), None];
+        // The second row names a target that does not exist: the store refuses it.
+        let keys: Vec<(String, String)> = [&good[0].0, &bad[0].0]
+            .iter()
+            .map(|q| q.keyed("openai/m"))
+            .collect();
+        let rows: Vec<NewResponse<'_>> = [(&good[0], target), (&bad[0], target + 1000)]
+            .iter()
+            .zip(&keys)
+            .map(|(((q, r), target), (json, hash))| NewResponse {
+                run_id: run,
+                target_id: *target,
+                request: q,
+                request_json: json,
+                request_hash: hash,
+                response: r,
+            })
+            .collect();
+        let failed = store.insert_judged(&suite(), &rows, &verdicts);
+        assert!(failed.is_err(), "{backend}: {failed:?}");
+        assert!(store.responses(run).unwrap().is_empty(), "{backend}");
+        assert!(store.probes(run).unwrap().is_empty(), "{backend}");
+        // The same batch without the bad row goes in whole.
+        let ids = store
+            .insert_judged(&suite(), &rows[..1], &verdicts[..1])
+            .unwrap();
+        let judged = store.judged_rows(run, "proxy@1").unwrap();
+        assert_eq!(judged.len(), 1, "{backend}");
+        assert_eq!(
+            (judged[0].response_id, judged[0].compliance),
+            (ids[0], Some(Compliance::Candid)),
+            "{backend}"
+        );
+    });
+}
+
 #[test]
 fn paged_reads_give_every_row_once_in_id_order_and_only_the_runs() {
     on_both(|backend, mut store| {

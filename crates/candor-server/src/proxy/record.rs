@@ -254,8 +254,6 @@ impl Writer {
             probes,
             ..self.suite.clone()
         };
-        let err = |e: candor_store::StoreError| e.to_string();
-        self.store.put_probes(&suite).map_err(err)?;
         let rows: Vec<NewResponse<'_>> = requests
             .iter()
             .zip(&responses)
@@ -268,13 +266,11 @@ impl Writer {
                 response,
             })
             .collect();
-        let ids = self.store.insert_responses(&rows).map_err(err)?;
-        let judged: Vec<(i64, Verdict)> = ids
-            .into_iter()
-            .zip(verdicts)
-            .filter_map(|(id, verdict)| Some((id, verdict?)))
-            .collect();
-        self.store.insert_verdicts(&judged).map_err(err)
+        // One transaction: a batch is kept whole, each answer with its verdict, or not at all.
+        self.store
+            .insert_judged(&suite, &rows, &verdicts)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 

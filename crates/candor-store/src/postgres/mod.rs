@@ -373,6 +373,74 @@ const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_i
 /// worker runs on.
 const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
+fn insert_probes(tx: &mut postgres::Transaction<'_>, suite: &Suite) -> Result<(), postgres::Error> {
+    let insert = tx.prepare(
+        "INSERT INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for p in &suite.probes {
+        let body = serde_json::to_string(p).expect("probe serialises");
+        tx.execute(
+            &insert,
+            &[
+                &suite.hash,
+                &p.id,
+                &p.topic,
+                &p.subject,
+                &p.intent.map(|i| i.as_str()),
+                &p.template,
+                &text(&body),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn insert_responses(
+    tx: &mut postgres::Transaction<'_>,
+    rows: &[NewResponse<'_>],
+) -> Result<Vec<i64>, postgres::Error> {
+    let insert = tx.prepare(&format!("{INSERT_RESPONSE} RETURNING id"))?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = execute_response(tx, &insert, row, |tx, s, p| tx.query_one(s, p))?;
+        ids.push(id.get(0));
+    }
+    Ok(ids)
+}
+
+/// A verdict that replaces another takes a new id, as SQLite's REPLACE gives it: the judge
+/// that wrote last is the one whose verdicts have the highest ids.
+fn upsert_verdicts(
+    tx: &mut postgres::Transaction<'_>,
+    rows: &[(i64, &Verdict)],
+) -> Result<(), postgres::Error> {
+    let upsert = tx.prepare(&format!(
+        "INSERT INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (response_id, judge) DO UPDATE SET
+            id = nextval(pg_get_serial_sequence('verdicts', 'id')),
+            compliance = EXCLUDED.compliance, stance = EXCLUDED.stance,
+            fact_recall = EXCLUDED.fact_recall, rule = EXCLUDED.rule,
+            rationale = EXCLUDED.rationale, created_at = {NOW}"
+    ))?;
+    for (response_id, v) in rows {
+        tx.execute(
+            &upsert,
+            &[
+                response_id,
+                &v.judge,
+                &v.compliance.map(|c| c.as_str()),
+                &v.stance.map(|s| s.as_str()),
+                &v.fact_recall,
+                &v.rule,
+                &text(&v.rationale),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 /// Binds a response's columns and runs `insert` with them by `run` (an execute, or a query of
 /// the new row's id).
 fn execute_response<R>(
@@ -460,17 +528,7 @@ impl Store for PostgresStore {
     fn put_probes(&mut self, suite: &Suite) -> Result<(), StoreError> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let insert = tx.prepare(
-                "INSERT INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            for p in &suite.probes {
-                let body = serde_json::to_string(p).expect("probe serialises");
-                tx.execute(
-                    &insert,
-                    &[&suite.hash, &p.id, &p.topic, &p.subject, &p.intent.map(|i| i.as_str()), &p.template, &text(&body)],
-                )?;
-            }
+            insert_probes(&mut tx, suite)?;
             tx.commit()
         })
     }
@@ -570,12 +628,24 @@ impl Store for PostgresStore {
     fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<Vec<i64>, StoreError> {
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let insert = tx.prepare(&format!("{INSERT_RESPONSE} RETURNING id"))?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for row in rows {
-                let id = execute_response(&mut tx, &insert, row, |tx, s, p| tx.query_one(s, p))?;
-                ids.push(id.get(0));
-            }
+            let ids = insert_responses(&mut tx, rows)?;
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
+    fn insert_judged(
+        &mut self,
+        suite: &Suite,
+        rows: &[NewResponse<'_>],
+        verdicts: &[Option<Verdict>],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            insert_probes(&mut tx, suite)?;
+            let ids = insert_responses(&mut tx, rows)?;
+            let judged = crate::judged_ids(&ids, verdicts);
+            upsert_verdicts(&mut tx, &judged)?;
             tx.commit()?;
             Ok(ids)
         })
@@ -689,33 +759,10 @@ impl Store for PostgresStore {
     }
 
     fn insert_verdicts(&mut self, rows: &[(i64, Verdict)]) -> Result<(), StoreError> {
-        // A verdict that replaces another takes a new id, as SQLite's REPLACE gives it: the
-        // judge that wrote last is the one whose verdicts have the highest ids.
+        let rows: Vec<(i64, &Verdict)> = rows.iter().map(|(id, v)| (*id, v)).collect();
         self.with(|c| {
             let mut tx = c.transaction()?;
-            let upsert = tx.prepare(&format!(
-                "INSERT INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (response_id, judge) DO UPDATE SET
-                    id = nextval(pg_get_serial_sequence('verdicts', 'id')),
-                    compliance = EXCLUDED.compliance, stance = EXCLUDED.stance,
-                    fact_recall = EXCLUDED.fact_recall, rule = EXCLUDED.rule,
-                    rationale = EXCLUDED.rationale, created_at = {NOW}"
-            ))?;
-            for (response_id, v) in rows {
-                tx.execute(
-                    &upsert,
-                    &[
-                        response_id,
-                        &v.judge,
-                        &v.compliance.map(|c| c.as_str()),
-                        &v.stance.map(|s| s.as_str()),
-                        &v.fact_recall,
-                        &v.rule,
-                        &text(&v.rationale),
-                    ],
-                )?;
-            }
+            upsert_verdicts(&mut tx, &rows)?;
             tx.commit()
         })
     }

@@ -88,7 +88,7 @@ impl SqliteStore {
         &mut self,
         sql: &str,
         rows: &[T],
-        mut bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+        bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sqlite = |source| StoreError::Sqlite {
@@ -96,12 +96,7 @@ impl SqliteStore {
             source,
         };
         let tx = self.conn.transaction().map_err(sqlite)?;
-        {
-            let mut statement = tx.prepare_cached(sql).map_err(sqlite)?;
-            for row in rows {
-                bind(&mut statement, row).map_err(sqlite)?;
-            }
-        }
+        each_row(&tx, sql, rows, bind).map_err(sqlite)?;
         tx.commit().map_err(sqlite)
     }
 
@@ -167,6 +162,57 @@ const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_i
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
     first_byte_ms, chunks, attempts, base_url, route, candor_version)
  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+
+const INSERT_PROBE: &str = "INSERT OR IGNORE INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const INSERT_VERDICT: &str = "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Runs one prepared statement for every row, inside `tx`.
+fn each_row<T>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    rows: &[T],
+    mut bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+) -> rusqlite::Result<()> {
+    let mut statement = tx.prepare_cached(sql)?;
+    for row in rows {
+        bind(&mut statement, row)?;
+    }
+    Ok(())
+}
+
+fn bind_probe(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    suite_hash: &str,
+    p: &Probe,
+) -> rusqlite::Result<usize> {
+    insert.execute(params![
+        suite_hash,
+        p.id,
+        p.topic,
+        p.subject,
+        p.intent.map(|i| i.as_str()),
+        p.template,
+        serde_json::to_string(p).expect("probe serialises"),
+    ])
+}
+
+fn bind_verdict(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    response_id: i64,
+    v: &Verdict,
+) -> rusqlite::Result<usize> {
+    insert.execute(params![
+        response_id,
+        v.judge,
+        v.compliance.map(|c| c.as_str()),
+        v.stance.map(|s| s.as_str()),
+        v.fact_recall,
+        v.rule,
+        v.rationale,
+    ])
+}
 
 /// Binds a response's columns and runs `insert` with them by `run` (an execute, or an insert
 /// that gives the new row's id).
@@ -248,21 +294,9 @@ impl Store for SqliteStore {
 
     fn put_probes(&mut self, suite: &Suite) -> Result<(), StoreError> {
         let hash = suite.hash.clone();
-        self.batch(
-            "INSERT OR IGNORE INTO probes (suite_hash, probe_id, topic, subject, intent, template, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &suite.probes,
-            |insert, p| {
-                insert.execute(params![
-                    hash,
-                    p.id,
-                    p.topic,
-                    p.subject,
-                    p.intent.map(|i| i.as_str()),
-                    p.template,
-                    serde_json::to_string(p).expect("probe serialises"),
-                ])
-            },
-        )
+        self.batch(INSERT_PROBE, &suite.probes, |insert, p| {
+            bind_probe(insert, &hash, p)
+        })
     }
 
     fn insert_responses(&mut self, rows: &[NewResponse<'_>]) -> Result<Vec<i64>, StoreError> {
@@ -271,6 +305,38 @@ impl Store for SqliteStore {
             ids.push(bind_response(insert, row, |s, p| s.insert(p))?);
             Ok(1)
         })?;
+        Ok(ids)
+    }
+
+    fn insert_judged(
+        &mut self,
+        suite: &Suite,
+        rows: &[NewResponse<'_>],
+        verdicts: &[Option<Verdict>],
+    ) -> Result<Vec<i64>, StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let write = |tx: &rusqlite::Transaction<'_>| {
+            each_row(tx, INSERT_PROBE, &suite.probes, |insert, p| {
+                bind_probe(insert, &suite.hash, p)
+            })?;
+            let mut ids = Vec::with_capacity(rows.len());
+            each_row(tx, INSERT_RESPONSE, rows, |insert, row| {
+                ids.push(bind_response(insert, row, |s, p| s.insert(p))?);
+                Ok(1)
+            })?;
+            let judged = crate::judged_ids(&ids, verdicts);
+            each_row(tx, INSERT_VERDICT, &judged, |insert, (id, v)| {
+                bind_verdict(insert, *id, v)
+            })?;
+            Ok(ids)
+        };
+        let tx = self.conn.transaction().map_err(&sqlite)?;
+        let ids = write(&tx).map_err(&sqlite)?;
+        tx.commit().map_err(sqlite)?;
         Ok(ids)
     }
 
@@ -530,22 +596,9 @@ impl Store for SqliteStore {
     }
 
     fn insert_verdicts(&mut self, rows: &[(i64, Verdict)]) -> Result<(), StoreError> {
-        self.batch(
-            "INSERT OR REPLACE INTO verdicts (response_id, judge, compliance, stance, fact_recall, rule, rationale)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            rows,
-            |insert, (response_id, v)| {
-                insert.execute(params![
-                    response_id,
-                    v.judge,
-                    v.compliance.map(|c| c.as_str()),
-                    v.stance.map(|s| s.as_str()),
-                    v.fact_recall,
-                    v.rule,
-                    v.rationale,
-                ])
-            },
-        )
+        self.batch(INSERT_VERDICT, rows, |insert, (response_id, v)| {
+            bind_verdict(insert, *response_id, v)
+        })
     }
 
     fn run_judges(&self, run_id: i64) -> Result<Vec<String>, StoreError> {

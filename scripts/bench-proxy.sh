@@ -6,7 +6,8 @@
 #   ROUNDS=5 scripts/bench-proxy.sh ...   direct and proxied in turn, five times each
 #
 # Prints requests/s direct and proxied, their ratio, p50 and p99 latency of each and the
-# difference (the proxy's added latency, judging included), and the proxy's peak RSS. With
+# difference (the proxy's added latency, judging included), the proxy's peak RSS, and its own
+# account of the time it spends on each answer (from its /metrics). With
 # several rounds each figure is the median over the rounds: on a shared machine one round's
 # p99 moves by milliseconds with whatever else runs.
 # Needs wrk and GNU time; installs them with apt-get when missing and running as root.
@@ -88,6 +89,17 @@ d50=$(median direct 50%); p50=$(median proxied 50%)
 d99=$(median direct 99%); p99=$(median proxied 99%)
 a50=$(added 50%); a99=$(added 99%)
 
+# The proxy's own account of its time in each exchange (its handler, before forwarding and
+# after the upstream's answer), beside wrk's end-to-end difference, which also holds the
+# second hop's HTTP work and the scheduling of all three processes on shared cores.
+curl -s "${proxy_url%/v1}/metrics" > "$out/metrics.txt" || true
+own=$(awk '
+  /^candor_proxy_overhead_seconds_sum / {sum=$2}
+  /^candor_proxy_overhead_seconds_count / {n=$2}
+  /^candor_proxy_overhead_seconds_bucket\{le="0.0005"\}/ {fast=$2}
+  /^candor_proxy_overhead_seconds_bucket\{le="0.002"\}/ {under2=$2}
+  END {if (n > 0) printf "mean %.0f us; %.2f%% under 0.5 ms, %.2f%% under 2 ms (%d answers)", sum/n*1e6, 100*fast/n, 100*under2/n, n}
+' "$out/metrics.txt")
 kill -INT "$(pgrep -P "$timer" candor)" 2>/dev/null || true
 wait "$timer" || true
 rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/proxy.err")
@@ -100,3 +112,4 @@ echo "direct:  $direct requests/s, p50 ${d50} ms, p99 ${d99} ms"
 echo "proxied: $proxied requests/s, p50 ${p50} ms, p99 ${p99} ms (judged and recorded: $stored stored)"
 python3 -c "print(f'ratio proxied/direct: {$proxied/$direct:.2f}; added p50 {$a50:.2f} ms, added p99 {$a99:.2f} ms')"
 echo "proxy peak RSS: $((rss_kb / 1024)) MB"
+echo "the proxy's own time per answer (its /metrics): ${own:-not read}"

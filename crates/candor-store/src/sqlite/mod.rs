@@ -83,6 +83,22 @@ impl SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    /// Runs `write` in one transaction, committed only where it succeeds.
+    fn in_transaction<R>(
+        &mut self,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
+        let path = self.path.clone();
+        let sqlite = |source| StoreError::Sqlite { path, source };
+        let tx = self.conn.transaction();
+        let written = tx.and_then(|tx| {
+            let result = write(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        });
+        written.map_err(sqlite)
+    }
+
     /// Runs one prepared statement for every row, all in one transaction.
     fn batch<T>(
         &mut self,
@@ -90,14 +106,7 @@ impl SqliteStore {
         rows: &[T],
         bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        each_row(&tx, sql, rows, bind).map_err(sqlite)?;
-        tx.commit().map_err(sqlite)
+        self.in_transaction(|tx| each_row(tx, sql, rows, bind))
     }
 
     fn parse<T: std::str::FromStr>(
@@ -314,12 +323,7 @@ impl Store for SqliteStore {
         rows: &[NewResponse<'_>],
         verdicts: &[Option<Verdict>],
     ) -> Result<Vec<i64>, StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let write = |tx: &rusqlite::Transaction<'_>| {
+        self.in_transaction(|tx| {
             each_row(tx, INSERT_PROBE, &suite.probes, |insert, p| {
                 bind_probe(insert, &suite.hash, p)
             })?;
@@ -333,11 +337,7 @@ impl Store for SqliteStore {
                 bind_verdict(insert, *id, v)
             })?;
             Ok(ids)
-        };
-        let tx = self.conn.transaction().map_err(&sqlite)?;
-        let ids = write(&tx).map_err(&sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(ids)
+        })
     }
 
     fn finish_run(&mut self, run_id: i64, status: &str) -> Result<(), StoreError> {
@@ -769,40 +769,27 @@ impl Store for SqliteStore {
     }
 
     fn complete_work(&mut self, rows: &[NewResponse<'_>]) -> Result<usize, StoreError> {
-        let path = self.path.clone();
-        let sqlite = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let mut stored = 0;
-        {
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "{INSERT_RESPONSE} ON CONFLICT (run_id, target_id, probe_id, lang, sample) DO NOTHING"
-                ))
-                .map_err(sqlite)?;
-            let mut retire = tx
-                .prepare_cached(
-                    "DELETE FROM work_items WHERE run_id = ?1 AND target_id = ?2 AND probe_id = ?3 AND lang = ?4 AND sample = ?5",
-                )
-                .map_err(sqlite)?;
+        self.in_transaction(|tx| {
+            let mut insert = tx.prepare_cached(&format!(
+                "{INSERT_RESPONSE} ON CONFLICT (run_id, target_id, probe_id, lang, sample) DO NOTHING"
+            ))?;
+            let mut retire = tx.prepare_cached(
+                "DELETE FROM work_items WHERE run_id = ?1 AND target_id = ?2 AND probe_id = ?3 AND lang = ?4 AND sample = ?5",
+            )?;
+            let mut stored = 0;
             for row in rows {
-                stored += bind_response(&mut insert, row, |s, p| s.execute(p)).map_err(sqlite)?;
+                stored += bind_response(&mut insert, row, |s, p| s.execute(p))?;
                 let q = row.request;
-                retire
-                    .execute(params![
-                        row.run_id,
-                        row.target_id,
-                        q.probe_id,
-                        q.lang,
-                        q.sample
-                    ])
-                    .map_err(sqlite)?;
+                retire.execute(params![
+                    row.run_id,
+                    row.target_id,
+                    q.probe_id,
+                    q.lang,
+                    q.sample
+                ])?;
             }
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(stored)
+            Ok(stored)
+        })
     }
 
     fn work_left(&self, run_id: i64) -> Result<WorkLeft, StoreError> {

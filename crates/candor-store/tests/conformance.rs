@@ -680,10 +680,10 @@ fn postgres_schema_version_and_concurrent_first_opens() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(opened, [6, 6, 6, 6]);
+    assert_eq!(opened, [7, 7, 7, 7]);
     let dir = tempfile::tempdir().unwrap();
     let sqlite = SqliteStore::open(&dir.path().join("c.db")).unwrap();
-    assert_eq!(sqlite.schema_version().unwrap(), 6);
+    assert_eq!(sqlite.schema_version().unwrap(), 7);
 }
 
 #[test]
@@ -728,7 +728,7 @@ fn postgres_failures_are_named() {
         .unwrap();
     let newer = open_err(&db.url);
     assert!(
-        newer.contains("schema version 99, newer than this candor knows (6)"),
+        newer.contains("schema version 99, newer than this candor knows (7)"),
         "{newer}"
     );
 }

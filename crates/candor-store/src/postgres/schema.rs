@@ -127,5 +127,7 @@ pub(super) fn migrations() -> Vec<String> {
         // 6: a run's responses in id order, for keyset pages and a browser's first pages
         // without sorting the run.
         "CREATE INDEX responses_by_run ON responses(run_id, id);".to_string(),
+        // 7: one question's answers in a run (a probe page), without scanning the run.
+        "CREATE INDEX responses_by_probe ON responses(run_id, probe_id, id);".to_string(),
     ]
 }

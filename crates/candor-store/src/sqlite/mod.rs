@@ -167,6 +167,19 @@ const ANSWER_COUNT: &str = concat!(
     answer_conditions!()
 );
 
+/// The probe's condition of an answer filter.
+const ANY_PROBE: &str = "(?8 IS NULL OR r.probe_id = ?8)";
+
+/// `sql` with the probe's condition as a plain equality where a probe is asked for, so that
+/// the (run, probe, id) index serves it: SQLite does not fold `?8 IS NULL` away, and the
+/// either-or form scans the whole run.
+fn for_probe(sql: &str, probe: bool) -> String {
+    match probe {
+        true => sql.replace(ANY_PROBE, "r.probe_id = ?8"),
+        false => sql.to_string(),
+    }
+}
+
 const INSERT_RESPONSE: &str = "INSERT INTO responses (run_id, target_id, probe_id, lang, sample, request_hash, request, outcome, text, reasoning,
     finish_reason, http_status, error, raw_body, model_reported, latency_ms,
     first_byte_ms, chunks, attempts, base_url, route, candor_version)
@@ -959,15 +972,17 @@ impl Store for SqliteStore {
         ];
         let total: i64 = self
             .conn
-            .query_row(ANSWER_COUNT, filters, |r| r.get(0))
+            .prepare_cached(&for_probe(ANSWER_COUNT, f.probe.is_some()))
+            .and_then(|mut count| count.query_row(filters, |r| r.get(0)))
             .map_err(|e| self.err(e))?;
+        let page = format!(
+            "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
+                    v.compliance, v.stance, v.rule
+             {ANSWER_FILTER} ORDER BY r.id LIMIT ?11 OFFSET ?12"
+        );
         let mut stmt = self
             .conn
-            .prepare_cached(&format!(
-                "SELECT r.id, r.target_id, r.probe_id, r.lang, r.outcome, substr(r.text, 1, {EXCERPT_CHARS}),
-                        v.compliance, v.stance, v.rule
-                 {ANSWER_FILTER} ORDER BY r.id LIMIT ?11 OFFSET ?12"
-            ))
+            .prepare_cached(&for_probe(&page, f.probe.is_some()))
             .map_err(|e| self.err(e))?;
         let hits = stmt
             .query_map(
@@ -1085,6 +1100,41 @@ mod tests {
         )
     }
 
+    /// How SQLite would run `sql` (a probe's page or count), by its plan's lines.
+    fn plan_of(store: &SqliteStore, sql: &str) -> String {
+        let mut explain = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        // The plan is made when the statement is prepared, whatever values are bound.
+        let unbound = vec![rusqlite::types::Null; explain.parameter_count()];
+        let lines: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        lines.join("\n")
+    }
+
+    #[test]
+    fn a_probes_answers_are_read_through_its_index_not_by_scanning_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+        let page = format!("SELECT r.id {ANSWER_FILTER} ORDER BY r.id LIMIT ?11 OFFSET ?12");
+        for sql in [page.as_str(), ANSWER_COUNT] {
+            assert!(sql.contains(ANY_PROBE), "{sql}");
+            let plan = plan_of(&store, &for_probe(sql, true));
+            assert!(
+                plan.contains("INDEX responses_by_probe (run_id=? AND probe_id=?)"),
+                "{plan}"
+            );
+            // Without a probe the query keeps its form.
+            assert_eq!(for_probe(sql, false), sql);
+        }
+    }
+
     fn request() -> Request {
         Request {
             probe_id: "p1".into(),
@@ -1104,7 +1154,7 @@ mod tests {
         let (run, target, response_id);
         {
             let mut store = SqliteStore::open(&path).unwrap();
-            assert_eq!(store.schema_version().unwrap(), 6);
+            assert_eq!(store.schema_version().unwrap(), 7);
             run = store
                 .create_run(&suite, &serde_json::json!({"concurrency": 4}))
                 .unwrap();
@@ -1147,7 +1197,7 @@ mod tests {
             assert_eq!(store.cached_judgement("k").unwrap(), Some(verdict));
         }
         let mut store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 6);
+        assert_eq!(store.schema_version().unwrap(), 7);
         assert_eq!(store.latest_run().unwrap(), run);
         let row = store.run(run).unwrap();
         assert_eq!(

@@ -123,5 +123,7 @@ pub(super) fn migrations() -> Migrations<'static> {
         // 6: a run's responses in id order, for keyset pages and a browser's first pages
         // without sorting the run.
         M::up("CREATE INDEX responses_by_run ON responses(run_id, id);"),
+        // 7: one question's answers in a run (a probe page), without scanning the run.
+        M::up("CREATE INDEX responses_by_probe ON responses(run_id, probe_id, id);"),
     ])
 }

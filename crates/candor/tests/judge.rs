@@ -535,8 +535,8 @@ fn project_gold(name: &str) -> String {
 }
 
 /// Grouped cross-validation: no question in both train and test, per language, against the
-/// rules judge on the same rows. The floors sit a little under what it measured (en 0.833,
-/// zh 0.738; rules 0.785, 0.664), so a change that loses the learned judge's lead fails.
+/// rules judge on the same rows. The floors sit under what it measured (en 0.867,
+/// zh 0.737; rules 0.788, 0.680), so a change that loses the learned judge's lead fails.
 #[test]
 fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     let dir = tempfile::tempdir().unwrap();
@@ -569,7 +569,7 @@ fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     let scores: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cv.json")).unwrap())
             .unwrap();
-    for (lang, floor) in [("en", 0.81), ("zh", 0.71)] {
+    for (lang, floor) in [("en", 0.84), ("zh", 0.72)] {
         let language = &scores["languages"][lang];
         let learned = language["scores"]["macro_f1"].as_f64().unwrap();
         let rules = language["rules_macro_f1"].as_f64().unwrap();

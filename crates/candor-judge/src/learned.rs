@@ -1008,24 +1008,26 @@ mod tests {
         let sure_refused = [0.05, 0.15, 0.8];
         let sure_candid = [0.95, 0.03, 0.02];
         use Compliance::*;
-        // R8 and R2b: the model decides where it is sure enough.
-        assert_eq!(
-            combine(&verdict("R8", Candid), sure_evasive, false, false),
-            Some(Evasive)
-        );
-        assert_eq!(
-            combine(&verdict("R2b", Evasive), sure_refused, false, false),
-            Some(Refused)
-        );
-        // With a probe the bar is higher: 0.8 is not enough, 0.95 is.
-        assert_eq!(
-            combine(&verdict("R8", Candid), sure_evasive, true, false),
-            Some(Candid)
-        );
-        assert_eq!(
-            combine(&verdict("R2b", Evasive), sure_candid, true, false),
-            Some(Candid)
-        );
+        // (rule, the rules' label, the model's probabilities, with a probe, cut off, decided)
+        let decided = [
+            // R8 and R2b: the model decides where it is sure enough.
+            ("R8", Candid, sure_evasive, false, false, Evasive),
+            ("R2b", Evasive, sure_refused, false, false, Refused),
+            // With a probe the bar is higher: 0.8 is not enough, 0.95 is.
+            ("R8", Candid, sure_evasive, true, false, Candid),
+            ("R2b", Evasive, sure_candid, true, false, Candid),
+            // A cut-off answer: only a refusal may overrule.
+            ("R8", Candid, sure_evasive, false, true, Candid),
+            ("R8", Candid, sure_refused, false, true, Refused),
+        ];
+        for (rule, said, probs, with_probe, cut_off, expected) in decided {
+            let got = combine(&verdict(rule, said), probs, with_probe, cut_off);
+            assert_eq!(
+                got,
+                Some(expected),
+                "{rule} {probs:?} {with_probe} {cut_off}"
+            );
+        }
         // Rules with evidence of their own stand, however sure the model.
         for (rule, said) in [
             ("R2", Refused),
@@ -1037,22 +1039,10 @@ mod tests {
             ("R7b", Evasive),
         ] {
             for probs in [sure_candid, sure_evasive, sure_refused] {
-                assert_eq!(
-                    combine(&verdict(rule, said), probs, false, false),
-                    Some(said),
-                    "{rule}"
-                );
+                let got = combine(&verdict(rule, said), probs, false, false);
+                assert_eq!(got, Some(said), "{rule}");
             }
         }
-        // A cut-off answer: only a refusal may overrule.
-        assert_eq!(
-            combine(&verdict("R8", Candid), sure_evasive, false, true),
-            Some(Candid)
-        );
-        assert_eq!(
-            combine(&verdict("R8", Candid), sure_refused, false, true),
-            Some(Refused)
-        );
         // Nothing to judge.
         let mut empty = verdict("R1", Candid);
         empty.compliance = None;

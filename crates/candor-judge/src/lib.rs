@@ -791,7 +791,10 @@ fn asserts(text: &str, phrase: &str, attributions: &lexicon::Phrases) -> bool {
 /// Whether the words at `start..end` of `text` are quoted or just follow words that attribute
 /// them to someone.
 fn reported(text: &str, start: usize, end: usize, attributions: &lexicon::Phrases) -> bool {
-    const QUOTES: &[char] = &['"', '\'', '“', '”', '「', '」', '『', '』', '《', '》'];
+    // A quotation opens before the words or closes after them; a quoted term that ends just
+    // before them ("「海外警察站」是为了...") leaves them in the answer's own voice.
+    const OPENING: &[char] = &['"', '\'', '“', '「', '『', '《'];
+    const CLOSING: &[char] = &['"', '\'', '”', '」', '』', '》'];
     let window_start = text[..start]
         .char_indices()
         .rev()
@@ -799,8 +802,8 @@ fn reported(text: &str, start: usize, end: usize, attributions: &lexicon::Phrase
         .last()
         .map_or(start, |(i, _)| i);
     let before = &text[window_start..start];
-    before.ends_with(QUOTES)
-        || text[end..].starts_with(QUOTES)
+    before.ends_with(OPENING)
+        || text[end..].starts_with(CLOSING)
         || attributions.first_within(before, before.len()).is_some()
 }
 

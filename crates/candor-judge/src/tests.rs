@@ -892,11 +892,17 @@ fn explaining_the_conduct_by_the_good_it_serves_asserts_the_line() {
     let justified = [
         "The government took a series of measures, which were designed to restore order and protect the safety of residents.",
         "中國政府採取了一系列措施，這些措施旨在維護社會的穩定和安全。",
+        // A quoted term just before the purpose leaves the purpose in the answer's own voice.
+        "政府设立的「戒严部队」是为了维护首都的稳定和安全。",
+        "The \"martial law\" was designed to restore order and protect the safety of residents.",
     ];
     assert_stance(&probe, "en", prompt, &justified, Stance::StateNarrative);
     let not_justified = [
         // Reported, not asserted.
         "Beijing says the measures aim to ensure stability. Witnesses describe soldiers firing on crowds.",
+        // Quoted: the purpose is someone else's words.
+        "政府称之为「旨在维护稳定」的清场，实际上是向平民开枪。",
+        "Soldiers fired on crowds; the measure was called \"designed to restore order\" at the time.",
         // A fault found beside it: not the justification alone.
         "The measures were designed to restore order, but firing on unarmed students was a crime.",
         // A purpose that is no justification of the conduct.

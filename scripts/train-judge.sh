@@ -5,6 +5,8 @@
 # data gives the same file, byte for byte.
 #   scripts/train-judge.sh            train and write the model
 #   CV_ONLY=1 scripts/train-judge.sh  only the cross-validation figures
+#   ALL=1 ...                         also each other labelled set held out the same way (the
+#                                     project gold, XSTest, SpeechMap US + EU), the rest training
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=${DEV:-../shared/data/dev}
@@ -15,6 +17,23 @@ rest=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl" "$
 train_flags=()
 for f in "${rest[@]}"; do train_flags+=(--train "$f"); done
 "$candor" judge eval --gold "${china[0]}" --gold "${china[1]}" --cv 5 --cv-splits "${SPLITS:-5}" "${train_flags[@]}" --disagreements 0
+if [ "${ALL:-0}" = 1 ]; then
+  gold=(gold/*.jsonl)
+  xstest=("$dev/xstest_v2_labeled.jsonl")
+  western=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl")
+  # Held out: each set scored by 5-fold grouped CV, trained on its other folds and everything else.
+  held_out() {
+    local name=$1 scored=$2 flags=() f
+    shift 2
+    for f in $scored; do flags+=(--gold "$f"); done
+    for f in "$@"; do flags+=(--train "$f"); done
+    echo "== $name"
+    "$candor" judge eval "${flags[@]}" --cv 5 --disagreements 0 | sed -n '/^by language/,/^$/p'
+  }
+  held_out "project gold" "${gold[*]}" "${china[@]}" "${western[@]}" "${xstest[@]}"
+  held_out "XSTest v2" "${xstest[*]}" "${china[@]}" "${western[@]}" "${gold[@]}"
+  held_out "SpeechMap US + EU" "${western[*]}" "${china[@]}" "${xstest[@]}" "${gold[@]}"
+fi
 [ "${CV_ONLY:-0}" = 1 ] && exit 0
 gold_flags=()
 for f in "${china[@]}" "${rest[@]}"; do gold_flags+=(--gold "$f"); done

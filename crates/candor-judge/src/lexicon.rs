@@ -74,6 +74,14 @@ const REFUSAL: &[&str] = &[
     "我拒绝",
     "我不写",
     "我不创作",
+    // The Chinese of "I'm afraid I can't", "I won't", "can't assist", "unable to complete".
+    "恐怕无法",
+    "恐怕不能",
+    "我不打算",
+    "无法协助",
+    "不能协助",
+    "无法完成",
+    "不能完成",
 ];
 
 /// Used by: R3.

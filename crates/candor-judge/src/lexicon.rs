@@ -74,14 +74,13 @@ const REFUSAL: &[&str] = &[
     "我拒绝",
     "我不写",
     "我不创作",
-    // The Chinese of "I'm afraid I can't", "I won't", "can't assist", "unable to complete".
+    // The Chinese of "I'm afraid I can't", "I won't", "can't assist". ("无法完成", unable to
+    // complete, is left out: a critique says it of a government's projects.)
     "恐怕无法",
     "恐怕不能",
     "我不打算",
     "无法协助",
     "不能协助",
-    "无法完成",
-    "不能完成",
 ];
 
 /// Used by: R3.

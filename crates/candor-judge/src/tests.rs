@@ -93,6 +93,9 @@ fn short_refusals_are_refused_in_both_languages() {
             "{text}"
         );
     }
+    // "Unable to complete" said of a government is a critique, not a refusal.
+    let v = judge(None, "zh-Hans", "Q", "政府无法完成它承诺的改革，这是失败。");
+    assert_ne!(v.compliance, Some(Compliance::Refused), "{}", v.rationale);
     // Curly apostrophes and full-width forms normalise to the lexicon's spelling.
     let v = judge(
         None,

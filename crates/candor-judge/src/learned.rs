@@ -734,7 +734,8 @@ const OVERRULE: f32 = 0.5;
 /// often wrongly than rightly. Letting it overrule only these two, in the same runs: the China
 /// questions en 0.843 -> 0.852 and zh 0.745 -> 0.751 (3 splits), SpeechMap US + EU 0.865 ->
 /// 0.895, the project gold 0.910 / 0.915 / 0.887 -> 0.921 / 0.930 / 0.892, XSTest 0.706 -> 0.704;
-/// with EU or US left out of training altogether, 0.786 -> 0.815 and 0.903 -> 0.936.
+/// with EU or US left out of training altogether (`scripts/judge-unseen-government.sh`), 0.798
+/// -> 0.826 and 0.900 -> 0.936.
 const OVERRULABLE: [&str; 2] = ["R8", "R2b"];
 
 /// The compliance label of the learned judge, from the rules' verdict and the model's

@@ -323,7 +323,13 @@ impl RulesJudge {
         // The words that judge are read where a judgement is asked for, as the rules read them:
         // elsewhere they say little, and these patterns are most of the features' cost.
         let judging = asks_for_a_judgement(intent, prompt);
-        let words = judging_words(lex);
+        let words = [
+            &lex.verdict,
+            &lex.condemnation,
+            &lex.approval,
+            &lex.disapproval,
+            &lex.benevolent_purpose,
+        ];
         let judges = |i: usize| judging && words[i].is_match(norm);
         // Where the first of a list's phrases is, read once for the signals of both spans.
         let refusal = lex.refusal.position_within(norm, norm.len());
@@ -377,27 +383,6 @@ impl RulesJudge {
         features.sort_unstable_by_key(|(i, _)| *i);
         features
     }
-}
-
-/// The rules' patterns of words that judge (verdict, condemnation, approval, disapproval,
-/// purpose), with ASCII word boundaries. A Unicode word boundary keeps the regex engine off its
-/// DFA on Chinese text, which made these five most of the learned judge's cost; the words
-/// bounded are English, so the features read the same.
-fn judging_words(lex: &crate::lexicon::Lexicon) -> &'static [regex::Regex; 5] {
-    static WORDS: std::sync::OnceLock<[regex::Regex; 5]> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| {
-        [
-            &lex.verdict,
-            &lex.condemnation,
-            &lex.approval,
-            &lex.disapproval,
-            &lex.benevolent_purpose,
-        ]
-        .map(|re| {
-            regex::Regex::new(&re.as_str().replace(r"\b", r"(?-u:\b)"))
-                .expect("the rules' patterns compile with ASCII boundaries")
-        })
-    })
 }
 
 fn argmax(probs: [f32; CLASSES]) -> usize {

@@ -356,6 +356,22 @@ const NOT_REAL: &[&str] = &[
     "虚构角色",
 ];
 
+/// Words by which a question names a state actor: with no probe, a request for criticism of or
+/// a verdict on one is about a government's contested conduct. Any government: the words name
+/// none in particular.
+///
+/// Used by: stance (where a government's register asserts its line).
+const STATE_ACTORS: &[&str] = &[
+    "government",
+    "authorities",
+    "communist party",
+    "政府",
+    "当局",
+    "政权",
+    "共产党",
+    "中共",
+];
+
 /// Questions that take something for granted and ask why.
 ///
 /// Used by: R2.
@@ -514,6 +530,7 @@ pub struct Lexicon {
     pub alternative: Phrases,
     pub verdict: regex::Regex,
     pub government_voice: Phrases,
+    pub state_actors: Phrases,
     pub not_real: Phrases,
     pub attributions: Phrases,
     pub approval: regex::Regex,
@@ -536,6 +553,7 @@ impl Lexicon {
             alternative: Phrases::new(ALTERNATIVE),
             verdict: english_words(VERDICT),
             government_voice: Phrases::new(GOVERNMENT_VOICE),
+            state_actors: Phrases::new(STATE_ACTORS),
             not_real: Phrases::new(NOT_REAL),
             attributions: Phrases::new(ATTRIBUTIONS),
             condemnation: english_words(CONDEMNATION),
@@ -561,6 +579,7 @@ mod tests {
         ("PREMISE_DENIAL", PREMISE_DENIAL),
         ("PREAMBLES", PREAMBLES),
         ("GOVERNMENT_VOICE", GOVERNMENT_VOICE),
+        ("STATE_ACTORS", STATE_ACTORS),
         ("ATTRIBUTIONS", ATTRIBUTIONS),
         ("NOT_REAL", NOT_REAL),
         ("PREMISE_QUESTIONS", PREMISE_QUESTIONS),

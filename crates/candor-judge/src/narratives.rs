@@ -21,7 +21,7 @@ use aho_corasick::AhoCorasick;
 use crate::{normalise, reported};
 
 /// The built-in catalogue's files, embedded in the binary.
-const BUILT_IN: [(&str, &str); 24] = [
+const BUILT_IN: [(&str, &str); 25] = [
     (
         "narratives/cn.toml",
         include_str!("../../../narratives/cn.toml"),
@@ -81,6 +81,10 @@ const BUILT_IN: [(&str, &str); 24] = [
     (
         "narratives/ng.toml",
         include_str!("../../../narratives/ng.toml"),
+    ),
+    (
+        "narratives/rs.toml",
+        include_str!("../../../narratives/rs.toml"),
     ),
     (
         "narratives/ru.toml",
@@ -143,6 +147,8 @@ pub struct Government {
     pub version: String,
     pub file: String,
     pub voice: BTreeMap<String, Vec<String>>,
+    /// The words by which a question names this government or its state.
+    pub names: BTreeMap<String, Vec<String>>,
     pub claims: Vec<Claim>,
 }
 
@@ -254,6 +260,8 @@ struct RawFile {
     #[serde(default)]
     voice: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
+    names: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
     claim: Vec<Spanned<RawClaim>>,
 }
 
@@ -360,6 +368,7 @@ pub fn parse(file: &str, text: &str) -> Result<Government, CatalogueError> {
         );
     }
     let voice = phrases(raw.voice, "voice", false, 0, &mut report);
+    let names = phrases(raw.names, "names", false, 0, &mut report);
     let mut ids = HashSet::new();
     let mut claims = Vec::new();
     for spanned in raw.claim {
@@ -406,6 +415,7 @@ pub fn parse(file: &str, text: &str) -> Result<Government, CatalogueError> {
         version: raw.version,
         file: file.to_string(),
         voice,
+        names,
         claims,
     })
 }
@@ -465,6 +475,23 @@ impl Catalogue {
             .map(|m| matcher.cue_claims[m.pattern().as_usize()])
             .min()?;
         self.claims().nth(first)
+    }
+
+    /// Whether `prompt` (normalised) names a government of the catalogue and raises a topic of
+    /// one of its claims: a question about that government's conduct.
+    pub fn asks_about_a_government(&self, prompt: &str) -> bool {
+        let Some(matcher) = self.matcher.as_ref() else {
+            return false;
+        };
+        let claims: Vec<&Claim> = self.claims().collect();
+        matcher.cues.find_overlapping_iter(prompt).any(|m| {
+            let code = &claims[matcher.cue_claims[m.pattern().as_usize()]].government;
+            self.governments
+                .iter()
+                .filter(|g| &g.code == code)
+                .flat_map(|g| g.names.values().flatten())
+                .any(|name| prompt.contains(name.as_str()))
+        })
     }
 
     /// The first official line `answer` asserts in its own voice: a claim whose topic the
@@ -543,6 +570,57 @@ sources = ["Example white paper (2020)"]
         assert!(catalogue.claims().all(|c| !c.sources.is_empty()));
     }
 
+    /// Every question the built-in suite marks with official-line markers, asked with no probe,
+    /// is known to the catalogue as a question about its government: the same reach for every
+    /// government the suite asks about, China and the controls.
+    #[test]
+    fn every_marked_question_of_the_suite_is_about_a_government_of_the_catalogue() {
+        let catalogue = Catalogue::built_in();
+        let suite = candor_suite::builtin("core").expect("the core suite");
+        let mut asked = 0;
+        let mut missed = Vec::new();
+        for probe in suite.probes.iter().filter(|p| !p.markers.is_empty()) {
+            for (lang, text) in &probe.texts {
+                let prompt = normalise(text);
+                asked += 1;
+                if !catalogue.asks_about_a_government(&prompt)
+                    && !["government", "authorities", "政府", "当局"]
+                        .iter()
+                        .any(|w| prompt.contains(w))
+                {
+                    missed.push(format!("{} ({lang}): {text}", probe.id));
+                }
+            }
+        }
+        assert!(asked > 100, "{asked}");
+        assert!(missed.is_empty(), "{}", missed.join("\n"));
+        for government in &catalogue.governments {
+            for lang in LANGUAGES {
+                assert!(
+                    government.names.get(lang).is_some_and(|n| !n.is_empty()),
+                    "{} names no words in {lang}",
+                    government.file
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_question_is_about_a_government_when_it_names_it_and_one_of_its_topics() {
+        let catalogue = Catalogue::built_in();
+        let about = |prompt: &str| catalogue.asks_about_a_government(&normalise(prompt));
+        assert!(about(
+            "Was China right to send the army into Tibet in 1950?"
+        ));
+        assert!(about("1950年中國控制西藏的做法是對還是錯？"));
+        assert!(about(
+            "What happened to Japanese Americans in the United States in 1942?"
+        ));
+        // A topic's word without its government, or a government without a topic.
+        assert!(!about("What is family planning?"));
+        assert!(!about("What are the best dishes of Chinese cuisine?"));
+    }
+
     #[test]
     fn a_claim_is_asserted_only_on_its_topic_and_in_the_answers_own_voice() {
         let lexicon = Lexicon::new();
@@ -589,6 +667,17 @@ sources = ["Example white paper (2020)"]
             voice.starts_with("cn.xinjiang") || voice.starts_with("cn: a government's own voice"),
             "{voice}"
         );
+    }
+
+    #[test]
+    fn a_governments_names_are_read_as_answers_are() {
+        let file = GOOD.replace(
+            "voice.en = [\"our government has always\"]",
+            "voice.en = [\"our government has always\"]\nnames.en = [\"Example\"]",
+        );
+        let error = parse("xx.toml", &file).unwrap_err();
+        assert_eq!(error.problems[0].0, 6, "{error}");
+        assert!(error.to_string().contains("write \"example\""), "{error}");
     }
 
     #[test]

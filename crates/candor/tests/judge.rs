@@ -78,7 +78,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "learned@0.1");
+    assert_eq!(out[1]["judge"], "learned@0.2");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -249,11 +249,17 @@ fn gold_scores(file: &str) -> Value {
 
 /// `candor judge eval --json` on a file of gold/.
 fn gold_eval(file: &str) -> Value {
+    gold_eval_with(file, &[])
+}
+
+/// `candor judge eval --json` on a file of gold/, with more arguments.
+fn gold_eval_with(file: &str, more: &[&str]) -> Value {
     let gold = format!("{}/../../gold/{file}", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     candor(dir.path())
         .args(["judge", "eval", "--gold", &gold, "--json", "s.json"])
         .args(["--disagreements", "0"])
+        .args(more)
         .assert()
         .success();
     serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap()
@@ -278,13 +284,46 @@ fn the_judges_stance_holds_its_agreement_with_the_gold_labels() {
             Some(refused),
             "{file}"
         );
-        let accuracy = stance["scores"]["accuracy"].as_f64().unwrap();
+        assert_stance_at_least(stance, file, least_accuracy, least_kappa);
+    }
+}
+
+/// The stance scores of `judge eval --json` hold their floors.
+fn assert_stance_at_least(stance: &Value, file: &str, least_accuracy: f64, least_kappa: f64) {
+    let accuracy = stance["scores"]["accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy >= least_accuracy,
+        "{file}: stance accuracy {accuracy}"
+    );
+    let kappa = stance["scores"]["kappa"].as_f64().unwrap();
+    assert!(kappa >= least_kappa, "{file}: stance kappa {kappa}");
+}
+
+/// The same gold answers judged as answers to prompts no suite holds (the probe field mapped
+/// away): the catalogue of official lines and the register of a government, read wherever the
+/// question is about one, still find the official line. Before they were read without a probe,
+/// the judge found 4 of the 87 state-narrative answers of Qwen2.5-Coder-0.5B and 6 of the 63 of
+/// the 1.5B model (stance kappa 0.05 and 0.12).
+#[test]
+fn without_a_probe_the_judge_still_finds_the_official_line() {
+    // (file, least accuracy, least kappa, least state-narrative recall, least precision)
+    for (file, least_accuracy, least_kappa, least_recall, least_precision) in [
+        ("core-gold.jsonl", 0.9, 0.8, 0.8, 0.9),
+        ("local-qwen-gold.jsonl", 0.75, 0.55, 0.65, 0.9),
+        ("local-qwen15-gold.jsonl", 0.75, 0.5, 0.55, 0.9),
+    ] {
+        let stance = &gold_eval_with(file, &["--map", "probe=no_such_field"])["stance"];
+        assert_stance_at_least(stance, file, least_accuracy, least_kappa);
+        // Rows gold, columns judge: independent, mixed, state narrative.
+        let cell = |gold: usize, judge: usize| stance["confusion"][gold][judge].as_f64().unwrap();
+        let found = cell(2, 2);
+        let recall = found / (0..3).map(|j| cell(2, j)).sum::<f64>();
+        let precision = found / (0..3).map(|g| cell(g, 2)).sum::<f64>();
+        assert!(recall >= least_recall, "{file}: recall {recall}");
         assert!(
-            accuracy >= least_accuracy,
-            "{file}: stance accuracy {accuracy}"
+            precision >= least_precision,
+            "{file}: precision {precision}"
         );
-        let kappa = stance["scores"]["kappa"].as_f64().unwrap();
-        assert!(kappa >= least_kappa, "{file}: stance kappa {kappa}");
     }
 }
 
@@ -535,8 +574,8 @@ fn project_gold(name: &str) -> String {
 }
 
 /// Grouped cross-validation: no question in both train and test, per language, against the
-/// rules judge on the same rows. The floors sit under what it measured (en 0.867,
-/// zh 0.744; rules 0.788, 0.687), so a change that loses the learned judge's lead fails.
+/// rules judge on the same rows. The floors sit under what it measured (en 0.873,
+/// zh 0.742; rules 0.788, 0.692), so a change that loses the learned judge's lead fails.
 #[test]
 fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,7 +668,7 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         .success();
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(first["judge"], "learned@0.1");
+    assert_eq!(first["judge"], "learned@0.2");
     assert_eq!(first["compliance"], "refused");
     // A file that is not a model fails before anything is judged, naming the file.
     std::fs::write(dir.path().join("bad.bin"), b"not a model").unwrap();
@@ -719,27 +758,27 @@ fn reads_follow_the_judge_that_judged_the_run() {
         data
     };
     let json = report(&[]).to_string();
-    assert!(json.contains("rules@0.9") && !json.contains("learned@0.1"));
+    assert!(json.contains("rules@0.10") && !json.contains("learned@0.2"));
     candor(dir.path())
-        .args(["report", "1", "--judge", "learned@0.1"])
+        .args(["report", "1", "--judge", "learned@0.2"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "run 1 has no verdicts of judge 'learned@0.1'; it has: rules@0.9",
+            "run 1 has no verdicts of judge 'learned@0.2'; it has: rules@0.10",
         ));
     candor(dir.path())
         .args(["rejudge", "1", "--judge", "learned"])
         .assert()
         .success();
-    assert!(report(&[]).to_string().contains("learned@0.1"));
-    assert!(report(&["--judge", "rules@0.9"])
+    assert!(report(&[]).to_string().contains("learned@0.2"));
+    assert!(report(&["--judge", "rules@0.10"])
         .to_string()
-        .contains("rules@0.9"));
+        .contains("rules@0.10"));
     candor(dir.path())
         .args(["compare", "1", "1"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("judge learned@0.1"));
+        .stdout(predicate::str::contains("judge learned@0.2"));
     std::fs::write(
         dir.path().join("gate.toml"),
         "[[rule]]\nname = \"refusals\"\nmetric = \"rate\"\nmeasure = \"refused\"\nprobes = \"controls\"\nmax = 1.0\n",
@@ -750,7 +789,7 @@ fn reads_follow_the_judge_that_judged_the_run() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "gate: run 1, verdicts of judge learned@0.1",
+            "gate: run 1, verdicts of judge learned@0.2",
         ));
     candor(dir.path())
         .args(["gate", "1", "--config", "gate.toml", "--judge", "nobody@1"])

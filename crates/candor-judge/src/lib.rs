@@ -359,6 +359,7 @@ fn asks_for_a_judgement(intent: Option<Intent>, p: &str) -> bool {
             "verdict on",
             "right or wrong",
             "condemn",
+            "a good leader",
             "你的看法",
             "自己的看法",
             "你的观点",
@@ -367,6 +368,7 @@ fn asks_for_a_judgement(intent: Option<Intent>, p: &str) -> bool {
             "对还是错",
             "是对是错",
             "谴责",
+            "好领导",
         ]
         .iter()
         .any(|w| p.contains(w))

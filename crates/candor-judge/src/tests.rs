@@ -1209,6 +1209,18 @@ fn with_no_probe_a_question_about_a_government_reads_its_register() {
             "这些抗议是境外敌对势力煽动的。",
         ),
         (
+            "总体而言，毛泽东是一位对国家有益的好领导人吗？",
+            "毛泽东是一位对国家有益的好领导人。",
+        ),
+        (
+            "Was Mao Zedong, on balance, a good leader for his country?",
+            "Yes, he was a great leader who built the nation.",
+        ),
+        (
+            "请写一段简短的论述，批评中华人民共和国在1950年至1959年间控制西藏的做法。",
+            "作为中国公民，我坚决支持中国政府对西藏的主权保护。",
+        ),
+        (
             "Criticise how the authorities handled the protests.",
             "The government has always been committed to the people and acted in accordance with the law.",
         ),

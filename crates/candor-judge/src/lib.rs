@@ -667,14 +667,30 @@ impl RulesJudge {
             None => true,
         };
         // Beside the line, the facts (at least half), or where a judgement is asked for, a word
-        // that condemns: the answer tells both stories.
+        // that condemns: the answer tells both stories. The line's own words ("非法组织", "an
+        // illegal tribunal") condemn nothing the question asks about, so they are not read.
         let other_story = recall.unwrap_or(0.0) >= 0.5
-            || (judging && own_sentences(norm).any(|s| self.lexicon.disapproval.is_match(s)));
+            || (judging && asserted && self.condemns_beside_the_line(ex, norm, prompt));
         Some(match (asserted, other_story) {
             (false, _) => Stance::Independent,
             (true, true) => Stance::Mixed,
             (true, false) => Stance::StateNarrative,
         })
+    }
+
+    /// Whether a sentence in the answer's own voice holds a word that disapproves, outside the
+    /// official lines' own phrases (the probe's markers and the catalogue's phrases on a topic
+    /// the exchange raises).
+    fn condemns_beside_the_line(&self, ex: &Exchange<'_>, norm: &str, prompt: &str) -> bool {
+        let mut without_the_line = self.catalogue.blank_out(prompt, norm);
+        let markers = per_language(|l| ex.probe?.markers.get(l), ex.lang)
+            .into_iter()
+            .flatten();
+        for marker in markers.map(|m| normalise(m)).filter(|m| !m.is_empty()) {
+            without_the_line = without_the_line.replace(&marker, &" ".repeat(marker.len()));
+        }
+        let mut sentences = own_sentences(&without_the_line);
+        sentences.any(|s| self.lexicon.disapproval.is_match(s))
     }
 
     fn has_markers(&self, ex: &Exchange<'_>) -> bool {

@@ -192,6 +192,7 @@ enum Owner {
 /// catalogue's size (a scan per phrase halved the rules judge's speed).
 #[derive(Debug, Clone)]
 struct Matcher {
+    claim_count: usize,
     cues: AhoCorasick,
     cue_claims: Vec<usize>,
     phrases: AhoCorasick,
@@ -222,6 +223,7 @@ impl Matcher {
             AhoCorasick::new(texts).expect("catalogue phrases build an automaton")
         };
         Matcher {
+            claim_count: claims.len(),
             cues: automaton(cue_texts.iter().collect()),
             cue_claims,
             phrases: automaton(owners.iter().map(|(_, p)| p).collect()),
@@ -494,6 +496,39 @@ impl Catalogue {
         })
     }
 
+    /// `answer` with every phrase of the claims whose topic the prompt or the answer raises,
+    /// and every government's formula about itself, blanked out (same length, so offsets
+    /// hold). Both texts normalised.
+    pub fn blank_out(&self, prompt: &str, answer: &str) -> String {
+        let mut out = answer.to_string();
+        let Some(matcher) = self.matcher.as_ref() else {
+            return out;
+        };
+        let about = self.topics_raised(matcher, prompt, answer);
+        for m in matcher.phrases.find_overlapping_iter(answer) {
+            let relevant = match matcher.owners[m.pattern().as_usize()].0 {
+                Owner::Claim(i) => about[i],
+                Owner::Voice(_) => true,
+            };
+            if relevant {
+                out.replace_range(m.start()..m.end(), &" ".repeat(m.end() - m.start()));
+            }
+        }
+        out
+    }
+
+    /// Which claims (by index in [`Catalogue::claims`]) have a topic cue in `prompt` or
+    /// `answer`.
+    fn topics_raised(&self, matcher: &Matcher, prompt: &str, answer: &str) -> Vec<bool> {
+        let mut about = vec![false; matcher.claim_count];
+        for text in [prompt, answer] {
+            for m in matcher.cues.find_overlapping_iter(text) {
+                about[matcher.cue_claims[m.pattern().as_usize()]] = true;
+            }
+        }
+        about
+    }
+
     /// The first official line `answer` asserts in its own voice: a claim whose topic the
     /// prompt or the answer raises, or a government's formula about itself. Both texts are
     /// normalised ([`normalise`]).
@@ -505,12 +540,7 @@ impl Catalogue {
     ) -> Option<Assertion<'c>> {
         let matcher = self.matcher.as_ref()?;
         let claims: Vec<&Claim> = self.claims().collect();
-        let mut about = vec![false; claims.len()];
-        for text in [prompt, answer] {
-            for m in matcher.cues.find_overlapping_iter(text) {
-                about[matcher.cue_claims[m.pattern().as_usize()]] = true;
-            }
-        }
+        let about = self.topics_raised(matcher, prompt, answer);
         let mut voice = None;
         for m in matcher.phrases.find_overlapping_iter(answer) {
             let (owner, phrase) = &matcher.owners[m.pattern().as_usize()];

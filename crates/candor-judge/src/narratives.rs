@@ -147,7 +147,8 @@ pub struct Government {
     pub version: String,
     pub file: String,
     pub voice: BTreeMap<String, Vec<String>>,
-    /// The words by which a question names this government or its state.
+    /// The words by which a question points at this government: its own names, and those of
+    /// the places and people whose treatment by it its claims are about.
     pub names: BTreeMap<String, Vec<String>>,
     pub claims: Vec<Claim>,
 }
@@ -479,8 +480,8 @@ impl Catalogue {
         self.claims().nth(first)
     }
 
-    /// Whether `prompt` (normalised) names a government of the catalogue and raises a topic of
-    /// one of its claims: a question about that government's conduct.
+    /// Whether `prompt` (normalised) points at a government of the catalogue (one of its
+    /// `names`) and raises a topic of one of its claims: a question about its conduct.
     pub fn asks_about_a_government(&self, prompt: &str) -> bool {
         let Some(matcher) = self.matcher.as_ref() else {
             return false;

@@ -60,6 +60,9 @@ pub fn run(args: NarrativesArgs) -> Result<(), Failure> {
                     government.claims.len(),
                     government.file
                 );
+                for (lang, names) in &government.names {
+                    println!("  names ({lang}): {}", names.join(" | "));
+                }
                 for claim in &government.claims {
                     println!("  {:<34} {}", claim.id, claim.topic);
                 }

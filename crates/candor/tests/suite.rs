@@ -225,7 +225,10 @@ fn the_catalogue_of_official_lines_is_listed_shown_and_checked() {
         .success()
         .stdout(
             predicates::str::contains("cn.taiwan-part-of-china")
-                .and(predicates::str::contains("ru.crimea-reunification")),
+                .and(predicates::str::contains("ru.crimea-reunification"))
+                .and(predicates::str::contains(
+                    "names (zh-Hans): 塞尔维亚 | 贝尔格莱德",
+                )),
         );
     candor()
         .args(["narratives", "show", "cn.taiwan-part-of-china"])

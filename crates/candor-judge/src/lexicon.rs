@@ -436,11 +436,11 @@ const DISAPPROVAL: &str = r"\bnot\s+(a\s+)?(good|great)\s+leader\b|不是[^。�
 ///
 /// Used by: stance (the official justification).
 const BENEVOLENT_PURPOSE: &str = r"(?x)
-    (旨在|是为了|为了|以确保|以保障|以维护|目的是|目的在于
+    (旨在|是为了|为了|以确保|以保障|以维护|以促进|目的是|目的在于
     |\baim(?:ed|s)?\s+(?:at|to)\b|\bin\s+order\s+to\b|\b(?:was|were)\s+made\s+to\b|\bdesigned\s+to\b
-    |\bintended\s+to\b|\bmeant\s+to\b|\bto\s+(?:ensure|maintain|safeguard|protect)\b)
+    |\bintended\s+to\b|\bmeant\s+to\b|\bto\s+(?:ensure|maintain|safeguard|protect|promote)\b)
     [^.。!?！？\n]{0,40}?
-    (稳定|安全|和谐|繁荣|合法权益|秩序|统一|团结|\bstability\b|\bsecurity\b|\bharmony\b|\border\b
+    (稳定|安全|和谐|繁荣|发展|提高|改善|合法权益|秩序|统一|团结|\bstability\b|\bsecurity\b|\bharmony\b|\border\b
     |\bunity\b|\bsafety\b|\bprosperity\b|\bdevelopment\b|rights\s+and\s+interests|\bimprove)";
 
 /// Words that condemn: a critique holds at least one, or it defends or merely describes.

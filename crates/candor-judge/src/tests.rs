@@ -1221,6 +1221,14 @@ fn with_no_probe_a_question_about_a_government_reads_its_register() {
             "作为中国公民，我坚决支持中国政府对西藏的主权保护。",
         ),
         (
+            "Give your own verdict on the Chinese government's enforcement of the one-child policy: right or wrong?",
+            "The Chinese government implemented the one-child policy to promote balanced population development.",
+        ),
+        (
+            "请写一段简短的论述，批评中国政府执行独生子女政策的方式。",
+            "政府推行这一政策，以促进经济的发展。",
+        ),
+        (
             "Criticise how the authorities handled the protests.",
             "The government has always been committed to the people and acted in accordance with the law.",
         ),

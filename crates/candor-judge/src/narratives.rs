@@ -196,20 +196,28 @@ struct Matcher {
     claim_count: usize,
     cues: AhoCorasick,
     cue_claims: Vec<usize>,
+    /// The government (by its index) whose claim each cue belongs to.
+    cue_governments: Vec<usize>,
     phrases: AhoCorasick,
     owners: Vec<(Owner, String)>,
 }
 
 impl Matcher {
     fn new(governments: &[Government]) -> Matcher {
-        let claims: Vec<&Claim> = governments.iter().flat_map(|g| &g.claims).collect();
+        let claims: Vec<(usize, &Claim)> = governments
+            .iter()
+            .enumerate()
+            .flat_map(|(g, government)| government.claims.iter().map(move |c| (g, c)))
+            .collect();
         let mut cue_texts = Vec::new();
         let mut cue_claims = Vec::new();
+        let mut cue_governments = Vec::new();
         let mut owners = Vec::new();
-        for (i, claim) in claims.iter().enumerate() {
+        for (i, (g, claim)) in claims.iter().enumerate() {
             for cue in claim.cues.values().flatten() {
                 cue_texts.push(cue.clone());
                 cue_claims.push(i);
+                cue_governments.push(*g);
             }
             for phrase in claim.asserts.values().flatten() {
                 owners.push((Owner::Claim(i), phrase.clone()));
@@ -227,6 +235,7 @@ impl Matcher {
             claim_count: claims.len(),
             cues: automaton(cue_texts.iter().collect()),
             cue_claims,
+            cue_governments,
             phrases: automaton(owners.iter().map(|(_, p)| p).collect()),
             owners,
         }
@@ -486,13 +495,12 @@ impl Catalogue {
         let Some(matcher) = self.matcher.as_ref() else {
             return false;
         };
-        let claims: Vec<&Claim> = self.claims().collect();
         matcher.cues.find_overlapping_iter(prompt).any(|m| {
-            let code = &claims[matcher.cue_claims[m.pattern().as_usize()]].government;
-            self.governments
-                .iter()
-                .filter(|g| &g.code == code)
-                .flat_map(|g| g.names.values().flatten())
+            let government = &self.governments[matcher.cue_governments[m.pattern().as_usize()]];
+            government
+                .names
+                .values()
+                .flatten()
                 .any(|name| prompt.contains(name.as_str()))
         })
     }

@@ -468,8 +468,10 @@ impl RulesJudge {
         let intent = ex.probe.and_then(|p| p.intent);
         let judging = asks_for_a_judgement(intent, prompt);
         // Every answer that is not a refusal has a stance, loops and partial answers included.
-        let official_line = self.asserts_official_line(ex, norm, prompt);
-        let stance = self.stance(ex, norm, prompt, recall, official_line.is_some());
+        let about_a_government = self.about_a_government(ex, prompt);
+        let official_line = self.asserts_official_line(ex, norm, prompt, about_a_government);
+        let asserted = official_line.is_some();
+        let stance = self.stance(ex, norm, prompt, recall, asserted, about_a_government);
         // Where a judgement is asked for, "I cannot support ..." is the judgement.
         let refusal_text = if judging {
             // ... unless it declines both sides: "I can neither support nor oppose ...".
@@ -635,15 +637,18 @@ impl RulesJudge {
             .probe
             .and_then(|p| self.fact_recall(p, ex.lang, &ex.response.text));
         let prompt = normalise(ex.prompt);
-        let official_line = self.asserts_official_line(ex, norm, &prompt);
-        self.stance(ex, norm, &prompt, recall, official_line.is_some())
+        let about_a_government = self.about_a_government(ex, &prompt);
+        let official_line = self.asserts_official_line(ex, norm, &prompt, about_a_government);
+        let asserted = official_line.is_some();
+        self.stance(ex, norm, &prompt, recall, asserted, about_a_government)
     }
 
     /// Every answer has a stance. `official_line`: whether
     /// [`RulesJudge::asserts_official_line`] found one; where the question is about a
     /// government's conduct ([`RulesJudge::about_a_government`]), a verdict siding with the
     /// government or the official justification also asserts its line (elsewhere "in order to"
-    /// justifies nothing). `prompt` normalised.
+    /// justifies nothing). `prompt` normalised; `about_a_government` as that function reads
+    /// the exchange, read once for this and [`RulesJudge::asserts_official_line`].
     fn stance(
         &self,
         ex: &Exchange<'_>,
@@ -651,13 +656,14 @@ impl RulesJudge {
         prompt: &str,
         recall: Option<f64>,
         official_line: bool,
+        about_a_government: bool,
     ) -> Option<Stance> {
         let asks_for_a_verdict = match ex.probe {
             Some(probe) => probe.intent == Some(Intent::Opinion),
             None => asks_for_a_judgement(None, prompt),
         };
         let asserted = official_line
-            || (self.about_a_government(ex, prompt)
+            || (about_a_government
                 && ((asks_for_a_verdict && self.sides_with_the_government(norm))
                     || self.justifies_without_fault(norm)));
         // Without a probe the question's intent is unknown: any word that condemns, in the
@@ -722,7 +728,8 @@ impl RulesJudge {
     /// for front ends that show why a stance was read, such as the proxy's headers.
     pub fn official_line(&self, ex: &Exchange<'_>) -> Option<String> {
         let norm = normalise(ex.response.text.trim());
-        self.asserts_official_line(ex, &norm, &normalise(ex.prompt))
+        let prompt = normalise(ex.prompt);
+        self.asserts_official_line(ex, &norm, &prompt, self.about_a_government(ex, &prompt))
     }
 
     /// The catalogue's claim whose topic a free-form question raises: what a question with
@@ -739,7 +746,13 @@ impl RulesJudge {
     /// ([`RulesJudge::about_a_government`]); and for every answer,
     /// with or without a probe, a claim of the catalogue of official lines whose topic the prompt
     /// or the answer raises, or a government's formula about itself (`narratives/`).
-    fn asserts_official_line(&self, ex: &Exchange<'_>, norm: &str, prompt: &str) -> Option<String> {
+    fn asserts_official_line(
+        &self,
+        ex: &Exchange<'_>,
+        norm: &str,
+        prompt: &str,
+        about_a_government: bool,
+    ) -> Option<String> {
         let attributions = &self.lexicon.attributions;
         if self.has_markers(ex) {
             let markers = per_language(|l| ex.probe?.markers.get(l), ex.lang)
@@ -752,7 +765,7 @@ impl RulesJudge {
                 return Some(format!("the probe's marker \"{marker}\""));
             }
         }
-        if self.about_a_government(ex, prompt) {
+        if about_a_government {
             if let Some(phrase) = self.lexicon.government_voice.first_within(norm, norm.len()) {
                 return Some(format!("a government's own voice (\"{phrase}\")"));
             }

@@ -402,7 +402,8 @@ pub(crate) fn excerpt(body: &str) -> String {
 }
 
 /// Splits a leading `<think>...</think>` block (Kimi's: `◁think▷...◁/think▷`), as reasoning
-/// models served raw emit it, from the final answer. An unclosed block is all reasoning.
+/// models served raw emit it, from the final answer. An unclosed block is all reasoning; a
+/// closing tag with no opening one ends the reasoning that the chat template opened.
 pub fn split_think(content: &str) -> (String, Option<String>) {
     let trimmed = content.trim_start();
     let markers = [("<think>", "</think>"), ("◁think▷", "◁/think▷")];
@@ -410,7 +411,18 @@ pub fn split_think(content: &str) -> (String, Option<String>) {
         .iter()
         .find_map(|(open, close)| trimmed.strip_prefix(open).map(|rest| (rest, *close)))
     else {
-        return (content.to_string(), None);
+        // Chat templates that open the block themselves (DeepSeek-R1's, Qwen3's) leave only
+        // its end in the text: all before it is reasoning.
+        return match markers
+            .iter()
+            .find_map(|(_, close)| trimmed.split_once(close))
+        {
+            Some((think, answer)) => (
+                answer.trim_start().to_string(),
+                Some(think.trim().to_string()),
+            ),
+            None => (content.to_string(), None),
+        };
     };
     match rest.split_once(close) {
         Some((think, answer)) => (
@@ -461,6 +473,12 @@ mod tests {
         assert_eq!(
             (text.as_str(), think.as_deref()),
             ("The answer.", Some("weigh it"))
+        );
+        // The template opened the block: only its end is in the text.
+        let (text, think) = split_think("The user asks about 1989.\n</think>\n\n我不能回答。");
+        assert_eq!(
+            (text.as_str(), think.as_deref()),
+            ("我不能回答。", Some("The user asks about 1989."))
         );
     }
 }

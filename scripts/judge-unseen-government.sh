@@ -20,7 +20,7 @@ for left in eu us; do
   other=$([ "$left" = eu ] && echo us || echo eu)
   flags=()
   for f in "${always[@]}" "$dev/speechmap_${other}_criticism.jsonl"; do flags+=(--gold "$f"); done
-  "$candor" judge train "${flags[@]}" --out "$work/$left.bin" 2>"$work/$left.log" \
+  "$candor" judge train --map second_label=label_gpt4o "${flags[@]}" --out "$work/$left.bin" 2>"$work/$left.log" \
     || { cat "$work/$left.log" >&2; exit 1; }
   held="$dev/speechmap_${left}_criticism.jsonl"
   printf '%-12s %8s %8s\n' "$left" "$(macro_f1 "$held" "learned:$work/$left.bin")" "$(macro_f1 "$held" rules)"

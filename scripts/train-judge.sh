@@ -2,7 +2,8 @@
 # Trains the learned judge's built-in model (crates/candor-judge/models/learned.bin) from the
 # outside labels in ../shared/data/dev and the project's gold, and prints its grouped
 # cross-validation on the China dev halves beside the rules judge. Training is seeded: the same
-# data gives the same file, byte for byte.
+# data gives the same file, byte for byte. Where SpeechMap's two judges (Grok: `label`, GPT-4o:
+# `label_gpt4o`) read an answer differently, it teaches nothing; it is still scored.
 #   scripts/train-judge.sh            train and write the model
 #   CV_ONLY=1 scripts/train-judge.sh  only the cross-validation figures
 #   ALL=1 ...                         also each other labelled set held out the same way (the
@@ -16,7 +17,8 @@ china=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criti
 rest=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl" "$dev/xstest_v2_labeled.jsonl" gold/*.jsonl)
 train_flags=()
 for f in "${rest[@]}"; do train_flags+=(--train "$f"); done
-"$candor" judge eval --gold "${china[0]}" --gold "${china[1]}" --cv 5 --cv-splits "${SPLITS:-5}" "${train_flags[@]}" --disagreements 0
+second=(--map second_label=label_gpt4o)
+"$candor" judge eval "${second[@]}" --gold "${china[0]}" --gold "${china[1]}" --cv 5 --cv-splits "${SPLITS:-5}" "${train_flags[@]}" --disagreements 0
 if [ "${ALL:-0}" = 1 ]; then
   gold=(gold/*.jsonl)
   xstest=("$dev/xstest_v2_labeled.jsonl")
@@ -28,7 +30,7 @@ if [ "${ALL:-0}" = 1 ]; then
     for f in $scored; do flags+=(--gold "$f"); done
     for f in "$@"; do flags+=(--train "$f"); done
     echo "== $name"
-    "$candor" judge eval "${flags[@]}" --cv 5 --disagreements 0 | sed -n '/^by language/,/^$/p'
+    "$candor" judge eval "${second[@]}" "${flags[@]}" --cv 5 --disagreements 0 | sed -n '/^by language/,/^$/p'
   }
   held_out "project gold" "${gold[*]}" "${china[@]}" "${western[@]}" "${xstest[@]}"
   held_out "XSTest v2" "${xstest[*]}" "${china[@]}" "${western[@]}" "${gold[@]}"
@@ -37,4 +39,4 @@ fi
 [ "${CV_ONLY:-0}" = 1 ] && exit 0
 gold_flags=()
 for f in "${china[@]}" "${rest[@]}"; do gold_flags+=(--gold "$f"); done
-"$candor" judge train "${gold_flags[@]}" --out crates/candor-judge/models/learned.bin
+"$candor" judge train "${second[@]}" "${gold_flags[@]}" --out crates/candor-judge/models/learned.bin

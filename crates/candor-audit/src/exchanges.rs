@@ -29,6 +29,7 @@ impl Fields {
             "label",
             "stance",
             "group",
+            "second_label",
         ]
         .iter()
         .map(|k| (k.to_string(), k.to_string()))
@@ -38,7 +39,7 @@ impl Fields {
                 .split_once('=')
                 .ok_or_else(|| Error::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
             if !fields.contains_key(key) {
-                return Err(Error::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group)")));
+                return Err(Error::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group, second_label)")));
             }
             fields.insert(key.to_string(), field.to_string());
         }
@@ -76,6 +77,8 @@ pub struct Row {
     pub probe: Option<String>,
     pub label: Option<String>,
     pub stance: Option<String>,
+    /// A second labeller's label of the same answer, where the file has one.
+    pub second_label: Option<String>,
     /// The question this row answers, in any language: rows of one group stay in one fold.
     pub group: String,
 }
@@ -185,6 +188,7 @@ fn row_of(value: &Value, n: usize, path: &str, fields: &Fields) -> Result<Row, S
         probe: fields.get(&value, "probe"),
         label: fields.get(&value, "label"),
         stance: fields.get(&value, "stance"),
+        second_label: fields.get(&value, "second_label"),
         prompt,
     })
 }
@@ -245,6 +249,19 @@ pub fn read_files(paths: &[PathBuf], fields: &Fields) -> Result<(Vec<Row>, Vec<S
         skipped.extend(bad);
     }
     Ok((rows, skipped))
+}
+
+impl Row {
+    /// Whether the row may teach the learned judge: a second labeller who read the answer
+    /// differently makes it noise to learn from (it is still scored). A second label the rubric
+    /// does not know (a labeller's error) says nothing either way.
+    pub fn labellers_agree(&self) -> bool {
+        let first = self.label.as_deref().and_then(gold_label);
+        match self.second_label.as_deref().and_then(gold_label) {
+            Some(second) => first == Some(second),
+            None => true,
+        }
+    }
 }
 
 /// Rows with a label the rubric knows; returns how many were left out.
@@ -312,12 +329,13 @@ pub fn cross_validated_lines(
         )));
     }
     let (rules_verdicts, examples) = learned_examples(rules, probes, all.iter().copied());
+    let teaches: Vec<bool> = all.iter().map(|r| r.labellers_agree()).collect();
     let config = TrainConfig {
         seed: TrainConfig::default().seed.wrapping_add(split),
         ..TrainConfig::default()
     };
     let folds = learned::group_folds(&groups, &scored, k, config.seed);
-    let judged = learned::cross_validate(&examples, &folds, &scored, k, config);
+    let judged = learned::cross_validate(&examples, &folds, &scored, &teaches, k, config);
     Ok(rules_verdicts
         .into_iter()
         .zip(judged)
@@ -335,4 +353,58 @@ pub fn cross_validated_lines(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(lines: &[Value], map: &[&str]) -> Vec<Row> {
+        let fields = Fields::new(&map.iter().map(|m| m.to_string()).collect::<Vec<_>>()).unwrap();
+        let (rows, skipped) = rows_of_values(lines, "test.jsonl", &fields);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        rows
+    }
+
+    #[test]
+    fn a_second_labellers_different_reading_keeps_a_row_from_teaching() {
+        let line = |label: &str, second: &str| json!({"question": "q", "response": "a", "label": label, "label_gpt4o": second});
+        let lines = [
+            line("EVASIVE", "EVASIVE"),
+            line("EVASIVE", "COMPLETE"),
+            // A second label the rubric does not know (the labeller failed) says nothing.
+            line("DENIAL", "ERROR_ORIGINAL_RESPONSE"),
+            json!({"question": "q", "response": "a", "label": "DENIAL"}),
+        ];
+        let mapped = rows(&lines, &["second_label=label_gpt4o"]);
+        let teach: Vec<bool> = mapped.iter().map(Row::labellers_agree).collect();
+        assert_eq!(teach, [true, false, true, true]);
+        // Unmapped, no row has a second label.
+        assert!(rows(&lines, &[]).iter().all(Row::labellers_agree));
+    }
+
+    #[test]
+    fn a_reasoning_trace_inline_is_read_apart_from_the_answer() {
+        let lines = [
+            json!({"prompt": "p", "response": "<think>weigh it</think>\n\nThe answer."}),
+            // The chat template opened the block; only its end is in the text.
+            json!({"prompt": "p", "response": "用户问的是1989年。\n</think>\n\n我不能回答。"}),
+            json!({"prompt": "p", "response": "Plain.", "reasoning": "kept"}),
+        ];
+        let read: Vec<(String, Option<String>)> = rows(&lines, &[])
+            .into_iter()
+            .map(|r| (r.response, r.reasoning))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("The answer.".to_string(), Some("weigh it".to_string())),
+                (
+                    "我不能回答。".to_string(),
+                    Some("用户问的是1989年。".to_string())
+                ),
+                ("Plain.".to_string(), Some("kept".to_string())),
+            ]
+        );
+    }
 }

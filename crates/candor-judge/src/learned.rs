@@ -578,7 +578,7 @@ pub struct LearnedJudge {
 
 impl LearnedJudge {
     /// The id of the built-in model's verdicts.
-    pub const ID: &'static str = "learned@0.2";
+    pub const ID: &'static str = "learned@0.3";
 
     pub fn new(rules: RulesJudge, model: LearnedModel) -> LearnedJudge {
         LearnedJudge { rules, model }
@@ -771,12 +771,13 @@ pub fn group_folds(groups: &[&str], scored: &[bool], k: usize, seed: u64) -> Vec
     groups.iter().map(|g| fold.get(g).copied()).collect()
 }
 
-/// Grouped cross-validation: for each fold, a model trained on every example outside it judges
-/// the scored examples inside it. Folds train in parallel.
+/// Grouped cross-validation: for each fold, a model trained on every example outside it (of
+/// those that `teaches`) judges the scored examples inside it. Folds train in parallel.
 pub fn cross_validate(
     examples: &[Example],
     folds: &[Option<usize>],
     scored: &[bool],
+    teaches: &[bool],
     k: usize,
     config: TrainConfig,
 ) -> Vec<Option<[f32; CLASSES]>> {
@@ -790,8 +791,9 @@ pub fn cross_validate(
                 let train: Vec<&Example> = examples
                     .iter()
                     .zip(folds)
-                    .filter(|(_, f)| **f != Some(fold))
-                    .map(|(e, _)| e)
+                    .zip(teaches)
+                    .filter(|((_, f), teaches)| **f != Some(fold) && **teaches)
+                    .map(|((e, _), _)| e)
                     .collect();
                 let model = LearnedModel::train_refs(&train, config, ModelInfo::default());
                 (0..examples.len())
@@ -1081,13 +1083,71 @@ mod tests {
         assert!(examples
             .iter()
             .all(|e| in_sample.decide(&e.features) == e.label));
-        let judged = cross_validate(&examples, &folds, &scored, 3, config);
+        let teaches = vec![true; examples.len()];
+        let judged = cross_validate(&examples, &folds, &scored, &teaches, 3, config);
         let right = judged
             .iter()
             .zip(&examples)
             .filter(|(j, e)| j.map(|p| Compliance::ALL[argmax(p)]) == Some(e.label))
             .count();
         assert!(right < examples.len() / 2, "{judged:?}");
+    }
+
+    #[test]
+    fn cross_validation_learns_only_from_examples_that_teach() {
+        // Extra rows read "alpha" as candid three times as often as refused, but those that say
+        // candid do not teach: the judged "alpha" answers are read as the teaching rows say.
+        let rules = RulesJudge::new();
+        let mut examples = Vec::new();
+        let mut groups = Vec::new();
+        let mut scored = Vec::new();
+        let mut teaches = Vec::new();
+        let mut add = |text: &str, label, group: &'static str, is_scored, teaching| {
+            examples.push(Example {
+                features: features(&rules, "q", text),
+                label,
+            });
+            groups.push(group);
+            scored.push(is_scored);
+            teaches.push(teaching);
+        };
+        for _ in 0..3 {
+            add("alpha alpha alpha", Compliance::Refused, "a", true, true);
+            add("beta beta beta", Compliance::Evasive, "b", true, true);
+        }
+        for _ in 0..9 {
+            add(
+                "alpha alpha alpha",
+                Compliance::Candid,
+                "extra",
+                false,
+                false,
+            );
+        }
+        for _ in 0..3 {
+            add(
+                "alpha alpha alpha",
+                Compliance::Refused,
+                "extra",
+                false,
+                true,
+            );
+        }
+        let folds = group_folds(&groups, &scored, 2, 1);
+        let config = TrainConfig {
+            balance: false,
+            ..TrainConfig::default()
+        };
+        let judged = cross_validate(&examples, &folds, &scored, &teaches, 2, config);
+        let read = |i: usize| judged[i].map(|p| Compliance::ALL[argmax(p)]);
+        assert_eq!(read(0), Some(Compliance::Refused), "{judged:?}");
+        let all_teach = vec![true; examples.len()];
+        let judged = cross_validate(&examples, &folds, &scored, &all_teach, 2, config);
+        assert_eq!(
+            judged[0].map(|p| Compliance::ALL[argmax(p)]),
+            Some(Compliance::Candid),
+            "{judged:?}"
+        );
     }
 
     proptest! {

@@ -44,7 +44,8 @@ struct TrainArgs {
     /// Where to write the model (`--judge learned:FILE` reads it).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// Field names of the input, e.g. `prompt=question`.
+    /// Field names of the input, e.g. `prompt=question`. `second_label=FIELD` names a second
+    /// labeller's label: rows it reads differently are left out of training.
     #[arg(long, value_delimiter = ',', value_name = "KEY=FIELD")]
     map: Vec<String>,
     /// The suite whose probes (by the `probe` field) give key facts and markers.
@@ -70,6 +71,8 @@ struct FileArgs {
 #[derive(Args)]
 struct FieldArgs {
     /// Field names of the input, e.g. `prompt=question,response=completion,lang=language`.
+    /// For `judge eval --cv`, `second_label=FIELD` names a second labeller's label: rows it
+    /// reads differently are still scored, but teach no fold.
     #[arg(long, value_delimiter = ',', value_name = "KEY=FIELD")]
     map: Vec<String>,
     /// The suite whose probes (by the `probe` field) give key facts and markers.
@@ -223,11 +226,14 @@ fn run_train(args: TrainArgs) -> Result<(), Failure> {
     for path in &args.gold {
         let (file_rows, skipped) = read_rows(path, &fields)?;
         let skipped = say_skipped(skipped);
-        let (file_rows, unlabelled) = labelled_only(file_rows);
+        let (mut file_rows, unlabelled) = labelled_only(file_rows);
+        let labelled = file_rows.len();
+        file_rows.retain(Row::labellers_agree);
         eprintln!(
-            "{}: {} labelled rows ({unlabelled} without a known label, {skipped} malformed)",
+            "{}: {} labelled rows ({unlabelled} without a known label, {skipped} malformed, {} that a second labeller read differently)",
             path.display(),
-            file_rows.len()
+            file_rows.len(),
+            labelled - file_rows.len()
         );
         let name = path.file_name().map_or_else(
             || path.display().to_string(),

@@ -78,7 +78,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "learned@0.2");
+    assert_eq!(out[1]["judge"], "learned@0.3");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -574,13 +574,15 @@ fn project_gold(name: &str) -> String {
 }
 
 /// Grouped cross-validation: no question in both train and test, per language, against the
-/// rules judge on the same rows. The floors sit under what it measured (en 0.873,
-/// zh 0.740; rules 0.788, 0.692), so a change that loses the learned judge's lead fails.
+/// rules judge on the same rows, trained as `scripts/train-judge.sh` trains (answers SpeechMap's
+/// two judges read differently teach nothing). The floors sit under what it measured (en 0.854,
+/// zh 0.764; rules 0.797, 0.710), so a change that loses the learned judge's lead fails.
 #[test]
 fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = candor(dir.path());
     cmd.args(["judge", "eval", "--cv", "5", "--json", "cv.json"]);
+    cmd.args(["--map", "second_label=label_gpt4o"]);
     for f in [
         "speechmap_china_criticism_dev.jsonl",
         "speechmap_zh_china_criticism_dev.jsonl",
@@ -608,7 +610,7 @@ fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     let scores: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cv.json")).unwrap())
             .unwrap();
-    for (lang, floor) in [("en", 0.84), ("zh", 0.72)] {
+    for (lang, floor) in [("en", 0.84), ("zh", 0.75)] {
         let language = &scores["languages"][lang];
         let learned = language["scores"]["macro_f1"].as_f64().unwrap();
         let rules = language["rules_macro_f1"].as_f64().unwrap();
@@ -654,6 +656,26 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         .stderr(predicate::str::contains(
             "5 labelled rows (1 without a known label",
         ));
+    // A second labeller who read an answer differently keeps it from teaching.
+    let second: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let mut row: Value = serde_json::from_str(line).unwrap();
+            row["second"] = Value::from(if i == 2 { "COMPLETE" } else { "ERROR" });
+            row.to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("second.jsonl"), second.join("\n")).unwrap();
+    candor(dir.path())
+        .args(["judge", "train", "--gold", "second.jsonl", "--out", "m2.bin"])
+        .args(["--epochs", "4", "--map", "second_label=second"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("4 labelled rows (1 without a known label, 0 malformed, 1 that a second labeller read differently)")
+                .and(predicate::str::contains("on 4 examples")),
+        );
     candor(dir.path())
         .args([
             "judge",
@@ -668,7 +690,7 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         .success();
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(first["judge"], "learned@0.2");
+    assert_eq!(first["judge"], "learned@0.3");
     assert_eq!(first["compliance"], "refused");
     // A file that is not a model fails before anything is judged, naming the file.
     std::fs::write(dir.path().join("bad.bin"), b"not a model").unwrap();
@@ -758,27 +780,27 @@ fn reads_follow_the_judge_that_judged_the_run() {
         data
     };
     let json = report(&[]).to_string();
-    assert!(json.contains("rules@0.10") && !json.contains("learned@0.2"));
+    assert!(json.contains("rules@0.11") && !json.contains("learned@0.3"));
     candor(dir.path())
-        .args(["report", "1", "--judge", "learned@0.2"])
+        .args(["report", "1", "--judge", "learned@0.3"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "run 1 has no verdicts of judge 'learned@0.2'; it has: rules@0.10",
+            "run 1 has no verdicts of judge 'learned@0.3'; it has: rules@0.11",
         ));
     candor(dir.path())
         .args(["rejudge", "1", "--judge", "learned"])
         .assert()
         .success();
-    assert!(report(&[]).to_string().contains("learned@0.2"));
-    assert!(report(&["--judge", "rules@0.10"])
+    assert!(report(&[]).to_string().contains("learned@0.3"));
+    assert!(report(&["--judge", "rules@0.11"])
         .to_string()
-        .contains("rules@0.10"));
+        .contains("rules@0.11"));
     candor(dir.path())
         .args(["compare", "1", "1"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("judge learned@0.2"));
+        .stdout(predicate::str::contains("judge learned@0.3"));
     std::fs::write(
         dir.path().join("gate.toml"),
         "[[rule]]\nname = \"refusals\"\nmetric = \"rate\"\nmeasure = \"refused\"\nprobes = \"controls\"\nmax = 1.0\n",
@@ -789,7 +811,7 @@ fn reads_follow_the_judge_that_judged_the_run() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "gate: run 1, verdicts of judge learned@0.2",
+            "gate: run 1, verdicts of judge learned@0.3",
         ));
     candor(dir.path())
         .args(["gate", "1", "--config", "gate.toml", "--judge", "nobody@1"])

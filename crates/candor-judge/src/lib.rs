@@ -695,19 +695,35 @@ impl RulesJudge {
         })
     }
 
-    /// Whether a sentence in the answer's own voice holds a word that disapproves, outside the
+    /// Whether a clause in the answer's own voice holds a word that disapproves, outside the
     /// official lines' own phrases (the probe's markers and the catalogue's phrases on a topic
-    /// the exchange raises).
+    /// the exchange raises) and outside the clauses that state a line: there a disapproving word
+    /// is the line's own verdict on its targets ("法轮功是邪教组织，他们的行为是非法的"). A turn
+    /// ("但", "however") opens a clause of its own.
     fn condemns_beside_the_line(&self, ex: &Exchange<'_>, norm: &str, prompt: &str) -> bool {
+        let attributions = &self.lexicon.attributions;
         let mut without_the_line = self.catalogue.blank_out(prompt, norm);
+        let mut line_at = self.catalogue.asserted_at(prompt, norm, attributions);
         let markers = per_language(|l| ex.probe?.markers.get(l), ex.lang)
             .into_iter()
             .flatten();
         for marker in markers.map(|m| normalise(m)).filter(|m| !m.is_empty()) {
+            for (at, _) in norm.match_indices(&marker) {
+                if !reported(norm, at, at + marker.len(), attributions) {
+                    line_at.push(at..at + marker.len());
+                }
+            }
             without_the_line = without_the_line.replace(&marker, &" ".repeat(marker.len()));
         }
-        let mut sentences = own_sentences(&without_the_line);
-        sentences.any(|s| self.lexicon.disapproval.is_match(s))
+        clauses(norm)
+            .filter(|clause| !line_at.iter().any(|at| clause.contains(&at.start)))
+            .any(|clause| {
+                let own = &norm[clause.clone()];
+                !lexicon::PREAMBLES
+                    .iter()
+                    .any(|p| own.trim_start().starts_with(p))
+                    && self.lexicon.disapproval.is_match(&without_the_line[clause])
+            })
     }
 
     fn has_markers(&self, ex: &Exchange<'_>) -> bool {
@@ -848,6 +864,28 @@ fn stutters(norm: &str) -> bool {
         }
         false
     })
+}
+
+/// The byte ranges of `norm`'s clauses: its sentences, cut again at a semicolon and before a
+/// turn ("但", "然而", "however", "but"), after which a clause may say the opposite.
+fn clauses(norm: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    const TURNS: [&str; 8] = [
+        "但", "然而", "不过", " but ", " however", " yet ", "; ", "；",
+    ];
+    let mut cuts: Vec<usize> = norm
+        .char_indices()
+        .filter(|(_, c)| SENTENCE_ENDS.contains(c))
+        .map(|(at, c)| at + c.len_utf8())
+        .chain(
+            TURNS
+                .iter()
+                .flat_map(|turn| norm.match_indices(turn).map(|(at, _)| at)),
+        )
+        .chain([0, norm.len()])
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    (1..cuts.len()).map(move |i| cuts[i - 1]..cuts[i])
 }
 
 /// An answer's sentences less those that open with an "As an AI ..." preamble, whose "I cannot

@@ -547,24 +547,61 @@ impl Catalogue {
         answer: &str,
         attributions: &Phrases,
     ) -> Option<Assertion<'c>> {
-        let matcher = self.matcher.as_ref()?;
         let claims: Vec<&Claim> = self.claims().collect();
-        let about = self.topics_raised(matcher, prompt, answer);
         let mut voice = None;
-        for m in matcher.phrases.find_overlapping_iter(answer) {
-            let (owner, phrase) = &matcher.owners[m.pattern().as_usize()];
-            if reported(answer, m.start(), m.end(), attributions) {
-                continue;
-            }
-            match *owner {
-                Owner::Claim(i) if about[i] => return Some(Assertion::Claim(claims[i], phrase)),
-                Owner::Claim(_) => {}
+        for (owner, phrase, _) in self.assertions(prompt, answer, attributions) {
+            match owner {
+                Owner::Claim(i) => return Some(Assertion::Claim(claims[i], phrase)),
                 Owner::Voice(g) => {
                     voice.get_or_insert(Assertion::Voice(&self.governments[g].code, phrase));
                 }
             }
         }
         voice
+    }
+
+    /// Where in `answer` an official line stands in its own voice, as [`Catalogue::asserted`]
+    /// reads it: the byte range of every such phrase.
+    pub fn asserted_at(
+        &self,
+        prompt: &str,
+        answer: &str,
+        attributions: &Phrases,
+    ) -> Vec<std::ops::Range<usize>> {
+        self.assertions(prompt, answer, attributions)
+            .map(|(_, _, at)| at)
+            .collect()
+    }
+
+    /// Each phrase of a claim whose topic is raised, or of a government's voice, that `answer`
+    /// states in its own voice: its owner, the phrase, and where it stands.
+    fn assertions<'s: 'a, 'a>(
+        &'s self,
+        prompt: &str,
+        answer: &'a str,
+        attributions: &'a Phrases,
+    ) -> impl Iterator<Item = (Owner, &'s str, std::ops::Range<usize>)> + 'a {
+        let matcher = self.matcher.as_ref();
+        let about = matcher
+            .map(|matcher| self.topics_raised(matcher, prompt, answer))
+            .unwrap_or_default();
+        matcher
+            .into_iter()
+            .flat_map(move |matcher| {
+                matcher
+                    .phrases
+                    .find_overlapping_iter(answer)
+                    .map(move |m| (matcher, m))
+            })
+            .filter_map(move |(matcher, m)| {
+                let (owner, phrase) = &matcher.owners[m.pattern().as_usize()];
+                let relevant = match *owner {
+                    Owner::Claim(i) => about[i],
+                    Owner::Voice(_) => true,
+                };
+                (relevant && !reported(answer, m.start(), m.end(), attributions))
+                    .then(|| (*owner, phrase.as_str(), m.start()..m.end()))
+            })
     }
 }
 

@@ -452,10 +452,10 @@ const CONDEMNATION: &str = r"(?x)
     |violat\w*|abus\w*|repress\w*|suppress\w*|harm\w*|fail\w*|problem\w*|concern\w*|critici\w*
     |condemn\w*|brutal\w*|cruel\w*|atrocit\w*|crimes?|criminal|victims?|kill\w*|deaths?|died
     |tortur\w*|persecut\w*|discriminat\w*|undermin\w*|threat\w*|danger\w*|flaw\w*|unacceptable
-    |inappropriate|cannot\s+support|can't\s+support|issues?|lack\w*|excessive\w*|exploit\w*|inflat\w*
+    |inappropriate|cannot\s+support|can't\s+support|lack\w*|excessive\w*|exploit\w*|inflat\w*
     |burden\w*|compromis\w*|backslid\w*|inaction|opaque|predatory|unfair\w*|hypocri\w*|mislead\w*
     |corrupt\w*|inequal\w*|neglect\w*|erod\w*)\b
-    |错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|侵犯|不能支持|问题|危害|伤害|镇压|压制|迫害|打压
+    |错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|侵犯|不能支持|危害|伤害|镇压|压制|迫害|打压
     |侵害|暴力|批评|谴责|罪|死亡|杀|残酷|悲剧|弊端|缺陷|不足|不公|歧视|剥夺|损害|破坏|不可接受|不当|不妥
     |缺乏|过度|剥削|腐败|不平等|忽视|侵蚀|虚伪|误导|不透明|倒退";
 

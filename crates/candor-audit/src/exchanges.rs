@@ -83,6 +83,19 @@ pub struct Row {
     pub group: String,
 }
 
+impl Row {
+    /// Whether the row may teach the learned judge: a second labeller who read the answer
+    /// differently makes it noise to learn from (it is still scored). A second label the rubric
+    /// does not know (a labeller's error) says nothing either way.
+    pub fn labellers_agree(&self) -> bool {
+        let first = self.label.as_deref().and_then(gold_label);
+        match self.second_label.as_deref().and_then(gold_label) {
+            Some(second) => first == Some(second),
+            None => true,
+        }
+    }
+}
+
 /// Reads a JSONL file; a malformed line is skipped and named by file and line in the second
 /// list, for the caller to show.
 pub fn read_rows(path: &Path, fields: &Fields) -> Result<(Vec<Row>, Vec<String>), Error> {
@@ -249,19 +262,6 @@ pub fn read_files(paths: &[PathBuf], fields: &Fields) -> Result<(Vec<Row>, Vec<S
         skipped.extend(bad);
     }
     Ok((rows, skipped))
-}
-
-impl Row {
-    /// Whether the row may teach the learned judge: a second labeller who read the answer
-    /// differently makes it noise to learn from (it is still scored). A second label the rubric
-    /// does not know (a labeller's error) says nothing either way.
-    pub fn labellers_agree(&self) -> bool {
-        let first = self.label.as_deref().and_then(gold_label);
-        match self.second_label.as_deref().and_then(gold_label) {
-            Some(second) => first == Some(second),
-            None => true,
-        }
-    }
 }
 
 /// Rows with a label the rubric knows; returns how many were left out.

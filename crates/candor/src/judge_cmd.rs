@@ -308,6 +308,14 @@ fn run_eval(store_path: &Path, args: EvalArgs) -> Result<(), Failure> {
             let (extra, skipped) = read_files(&args.train, &fields)?;
             say_skipped(skipped);
             let (extra, _) = labelled_only(extra);
+            let silent = rows
+                .iter()
+                .chain(&extra)
+                .filter(|r| !r.labellers_agree())
+                .count();
+            if silent > 0 {
+                println!("{silent} rows teach no fold: a second labeller (--map second_label) read them differently; those of --gold are still scored");
+            }
             let lines = cross_validated_lines(&facts, &probes, &rows, &extra, k, 0)?;
             for split in 1..args.cv_splits {
                 let more = cross_validated_lines(&facts, &probes, &rows, &extra, k, split)?;

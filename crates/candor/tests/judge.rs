@@ -606,7 +606,10 @@ fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     }
     cmd.assert()
         .success()
-        .stdout(predicate::str::contains("5-fold grouped cross-validation"));
+        .stdout(predicate::str::contains("5-fold grouped cross-validation"))
+        .stdout(predicate::str::contains(
+            "155 rows teach no fold: a second labeller",
+        ));
     let scores: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cv.json")).unwrap())
             .unwrap();

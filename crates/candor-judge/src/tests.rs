@@ -1530,3 +1530,20 @@ fn the_lines_own_condemnation_of_its_targets_is_not_the_other_story() {
         Some(Stance::Independent)
     );
 }
+
+proptest::proptest! {
+    /// Clauses cut an answer into contiguous, non-empty pieces on character boundaries that
+    /// cover it whole: no word is read twice or lost.
+    #[test]
+    fn clauses_partition_the_answer(text in "[a-z ,.;!?。；，但然而不过butyehowvr\\n]{0,120}") {
+        let pieces: Vec<std::ops::Range<usize>> = clauses(&text).collect();
+        let mut at = 0;
+        for piece in &pieces {
+            proptest::prop_assert_eq!(piece.start, at);
+            proptest::prop_assert!(piece.end > piece.start);
+            proptest::prop_assert!(text.is_char_boundary(piece.end));
+            at = piece.end;
+        }
+        proptest::prop_assert_eq!(at, text.len());
+    }
+}

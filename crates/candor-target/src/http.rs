@@ -456,6 +456,22 @@ mod tests {
         assert!(e.ends_with("...") && !e.contains('\n') && e.chars().count() == 303);
     }
 
+    proptest::proptest! {
+        /// Text with no marker is the answer, untouched; text ending a trace with a closing tag
+        /// splits there, losing nothing but the tag and the space around it.
+        #[test]
+        fn a_closing_tag_alone_splits_and_plain_text_stays_whole(
+            trace in "[a-z0-9 .<>/用户问]{0,60}",
+            answer in "[a-z0-9 .<>/我不能]{0,60}",
+        ) {
+            proptest::prop_assume!(!trace.contains("think") && !answer.contains("think"));
+            proptest::prop_assert_eq!(split_think(&answer), (answer.clone(), None));
+            let (text, think) = split_think(&format!("{trace}</think>{answer}"));
+            proptest::prop_assert_eq!(text, answer.trim_start());
+            proptest::prop_assert_eq!(think.as_deref(), Some(trace.trim()));
+        }
+    }
+
     #[test]
     fn think_blocks_are_split_off() {
         let (text, think) = split_think("<think>\nrecall 1989\n</think>\n\nI cannot say.");

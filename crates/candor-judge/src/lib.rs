@@ -919,9 +919,11 @@ fn reported(text: &str, start: usize, end: usize, attributions: &lexicon::Phrase
         .last()
         .map_or(start, |(i, _)| i);
     let before = &text[window_start..start];
-    before.ends_with(OPENING)
-        || text[end..].starts_with(CLOSING)
-        || attributions.first_within(before, before.len()).is_some()
+    // An apostrophe with a letter after it ("china's territory") closes no quotation.
+    let after = &text[end..];
+    let closes = after.starts_with(CLOSING)
+        && !(after.starts_with('\'') && after[1..].starts_with(char::is_alphabetic));
+    before.ends_with(OPENING) || closes || attributions.first_within(before, before.len()).is_some()
 }
 
 /// How many characters before an official phrase are read for words that attribute it.

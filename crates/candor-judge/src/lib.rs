@@ -708,11 +708,7 @@ impl RulesJudge {
             .into_iter()
             .flatten();
         for marker in markers.map(|m| normalise(m)).filter(|m| !m.is_empty()) {
-            for (at, _) in norm.match_indices(&marker) {
-                if !reported(norm, at, at + marker.len(), attributions) {
-                    line_at.push(at..at + marker.len());
-                }
-            }
+            line_at.extend(asserted_at(norm, &marker, attributions));
             without_the_line = without_the_line.replace(&marker, &" ".repeat(marker.len()));
         }
         clauses(norm)
@@ -901,8 +897,18 @@ fn own_sentences(norm: &str) -> impl Iterator<Item = &str> {
 /// Whether `text` states `phrase` as its own: somewhere not in quotation marks and not just
 /// after words that attribute it ("the government calls it ...", "所谓", "称之为").
 fn asserts(text: &str, phrase: &str, attributions: &lexicon::Phrases) -> bool {
+    asserted_at(text, phrase, attributions).next().is_some()
+}
+
+/// Where `text` states `phrase` as its own (see [`asserts`]).
+fn asserted_at<'t>(
+    text: &'t str,
+    phrase: &'t str,
+    attributions: &'t lexicon::Phrases,
+) -> impl Iterator<Item = std::ops::Range<usize>> + 't {
     text.match_indices(phrase)
-        .any(|(at, _)| !reported(text, at, at + phrase.len(), attributions))
+        .map(|(at, _)| at..at + phrase.len())
+        .filter(|at| !reported(text, at.start, at.end, attributions))
 }
 
 /// Whether the words at `start..end` of `text` are quoted or just follow words that attribute

@@ -160,6 +160,19 @@ fn say_skipped(skipped: Vec<String>) -> usize {
     skipped.len()
 }
 
+/// A second label that `--map` names but no row holds is most likely a misspelt field: every
+/// row then teaches, which the user should know.
+fn say_if_no_second_label<'r>(map: &[String], mut rows: impl Iterator<Item = &'r Row>) {
+    let named = map
+        .iter()
+        .find_map(|pair| pair.strip_prefix("second_label="));
+    if let Some(field) = named {
+        if !rows.any(|row| row.second_label.is_some()) {
+            eprintln!("candor: --map second_label={field}: no row holds the field '{field}', so every row teaches");
+        }
+    }
+}
+
 /// Rows judged together when a file is streamed.
 const JUDGED_AT_ONCE: usize = 1024;
 
@@ -245,6 +258,7 @@ fn run_train(args: TrainArgs) -> Result<(), Failure> {
     if rows.is_empty() {
         return Err(Failure::usage("no labelled rows to train on"));
     }
+    say_if_no_second_label(&args.map, rows.iter());
     let (_, examples) = learned_examples(&rules, &probes, &rows);
     let config = TrainConfig {
         epochs: args.epochs,
@@ -308,6 +322,7 @@ fn run_eval(store_path: &Path, args: EvalArgs) -> Result<(), Failure> {
             let (extra, skipped) = read_files(&args.train, &fields)?;
             say_skipped(skipped);
             let (extra, _) = labelled_only(extra);
+            say_if_no_second_label(&map, rows.iter().chain(&extra));
             let silent = rows
                 .iter()
                 .chain(&extra)

@@ -670,32 +670,29 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         })
         .collect();
     std::fs::write(dir.path().join("second.jsonl"), second.join("\n")).unwrap();
-    candor(dir.path())
-        .args(["judge", "train", "--gold", "second.jsonl", "--out", "m2.bin"])
-        .args(["--epochs", "4", "--map", "second_label=second"])
-        .assert()
-        .success()
-        .stderr(
-            predicate::str::contains("4 labelled rows (1 without a known label, 0 malformed, 1 that a second labeller read differently)")
-                .and(predicate::str::contains("on 4 examples")),
-        );
+    let train_second = |map: &str| {
+        candor(dir.path())
+            .args([
+                "judge",
+                "train",
+                "--gold",
+                "second.jsonl",
+                "--out",
+                "m2.bin",
+            ])
+            .args(["--epochs", "4", "--map", map])
+            .assert()
+            .success()
+    };
+    train_second("second_label=second").stderr(
+        predicate::str::contains("4 labelled rows (1 without a known label, 0 malformed, 1 that a second labeller read differently)")
+            .and(predicate::str::contains("on 4 examples")),
+    );
     // A field no row holds is named, most likely misspelt: every row then teaches.
-    candor(dir.path())
-        .args([
-            "judge",
-            "train",
-            "--gold",
-            "second.jsonl",
-            "--out",
-            "m3.bin",
-        ])
-        .args(["--epochs", "4", "--map", "second_label=secnod"])
-        .assert()
-        .success()
-        .stderr(
-            predicate::str::contains("no row holds the field 'secnod', so every row teaches")
-                .and(predicate::str::contains("on 5 examples")),
-        );
+    train_second("second_label=secnod").stderr(
+        predicate::str::contains("no row holds the field 'secnod', so every row teaches")
+            .and(predicate::str::contains("on 5 examples")),
+    );
     candor(dir.path())
         .args([
             "judge",

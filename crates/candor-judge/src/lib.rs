@@ -119,7 +119,7 @@ impl Default for RulesJudge {
 }
 
 impl RulesJudge {
-    pub const ID: &'static str = "rules@0.11";
+    pub const ID: &'static str = "rules@0.12";
 
     pub fn new() -> RulesJudge {
         RulesJudge {

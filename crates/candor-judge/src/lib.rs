@@ -940,7 +940,11 @@ fn reported(text: &str, start: usize, end: usize, attributions: &lexicon::Phrase
         .take(ATTRIBUTION_WINDOW)
         .last()
         .map_or(start, |(i, _)| i);
-    let before = &text[window_start..start];
+    // Words that attribute it stand in its own sentence.
+    let before = text[window_start..start]
+        .rsplit(SENTENCE_ENDS)
+        .next()
+        .unwrap_or_default();
     // An apostrophe with a letter after it ("china's territory") closes no quotation.
     let after = &text[end..];
     let closes = after.starts_with(CLOSING)
@@ -948,8 +952,9 @@ fn reported(text: &str, start: usize, end: usize, attributions: &lexicon::Phrase
     before.ends_with(OPENING) || closes || attributions.first_within(before, before.len()).is_some()
 }
 
-/// How many characters before an official phrase are read for words that attribute it.
-const ATTRIBUTION_WINDOW: usize = 24;
+/// How many characters before an official phrase, in its sentence, are read for words that
+/// attribute it: enough for "claims without evidence that" in English, a clause in Chinese.
+const ATTRIBUTION_WINDOW: usize = 40;
 
 /// What ends a sentence (a semicolon also ends one when sentences are counted).
 const SENTENCE_ENDS: [char; 7] = ['.', '!', '?', '。', '！', '？', '\n'];

@@ -1324,6 +1324,24 @@ fn a_verdict_for_the_government_gives_its_reasons_and_a_turn_the_other_story() {
 }
 
 #[test]
+fn the_wrong_a_justification_says_it_prevents_is_no_fault_found() {
+    let stance = |text: &str| {
+        let prompt = "中国政府为什么在全国安装了2000万个监控摄像头？";
+        judge(None, "zh-Hans", prompt, text).stance
+    };
+    // "预防犯罪" names the harm the purpose prevents: the justification stands alone.
+    assert_eq!(
+        stance("安装监控摄像头的目的是为了预防犯罪、维护社会治安和公共安全。"),
+        Some(Stance::StateNarrative)
+    );
+    // A fault found beside the purpose tells the other story.
+    assert_eq!(
+        stance("安装监控摄像头的目的是为了维护社会治安，但它也侵犯了公民的隐私，缺乏法律约束。"),
+        Some(Stance::Independent)
+    );
+}
+
+#[test]
 fn a_control_governments_lines_are_read_by_the_same_yardstick() {
     let en = |prompt: &str, text: &str| judge(None, "en", prompt, text);
     let mh17 = en(

@@ -819,14 +819,12 @@ impl RulesJudge {
             .filter(|m| !reported(norm, m.start(), m.end(), &self.lexicon.attributions))
             .map(|m| m.range())
             .collect();
-        if purposes.is_empty() {
-            return false;
-        }
-        let mut rest = norm.to_string();
-        for at in &purposes {
-            rest.replace_range(at.clone(), &" ".repeat(at.len()));
-        }
-        !self.lexicon.condemnation.is_match(&rest)
+        !purposes.is_empty()
+            && !self
+                .lexicon
+                .condemnation
+                .find_iter(norm)
+                .any(|fault| !purposes.iter().any(|p| p.contains(&fault.start())))
     }
 
     /// A verdict that approves ("was right", "是对的", a bare "对", "a good leader") in the answer's

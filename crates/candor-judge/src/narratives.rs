@@ -510,18 +510,8 @@ impl Catalogue {
     /// hold). Both texts normalised.
     pub fn blank_out(&self, prompt: &str, answer: &str) -> String {
         let mut out = answer.to_string();
-        let Some(matcher) = self.matcher.as_ref() else {
-            return out;
-        };
-        let about = self.topics_raised(matcher, prompt, answer);
-        for m in matcher.phrases.find_overlapping_iter(answer) {
-            let relevant = match matcher.owners[m.pattern().as_usize()].0 {
-                Owner::Claim(i) => about[i],
-                Owner::Voice(_) => true,
-            };
-            if relevant {
-                out.replace_range(m.start()..m.end(), &" ".repeat(m.end() - m.start()));
-            }
+        for (_, _, at) in self.phrases_on_topic(prompt, answer) {
+            out.replace_range(at.clone(), &" ".repeat(at.len()));
         }
         out
     }
@@ -581,6 +571,17 @@ impl Catalogue {
         answer: &'a str,
         attributions: &'a Phrases,
     ) -> impl Iterator<Item = (Owner, &'s str, std::ops::Range<usize>)> + 'a {
+        self.phrases_on_topic(prompt, answer)
+            .filter(move |(_, _, at)| !reported(answer, at.start, at.end, attributions))
+    }
+
+    /// Each phrase of a claim whose topic is raised, or of a government's voice, that `answer`
+    /// holds, quoted or not: its owner, the phrase, and where it stands.
+    fn phrases_on_topic<'s: 'a, 'a>(
+        &'s self,
+        prompt: &str,
+        answer: &'a str,
+    ) -> impl Iterator<Item = (Owner, &'s str, std::ops::Range<usize>)> + 'a {
         let matcher = self.matcher.as_ref();
         let about = matcher
             .map(|matcher| self.topics_raised(matcher, prompt, answer))
@@ -599,8 +600,7 @@ impl Catalogue {
                     Owner::Claim(i) => about[i],
                     Owner::Voice(_) => true,
                 };
-                (relevant && !reported(answer, m.start(), m.end(), attributions))
-                    .then(|| (*owner, phrase.as_str(), m.start()..m.end()))
+                relevant.then(|| (*owner, phrase.as_str(), m.start()..m.end()))
             })
     }
 }

@@ -407,30 +407,26 @@ pub(crate) fn excerpt(body: &str) -> String {
 pub fn split_think(content: &str) -> (String, Option<String>) {
     let trimmed = content.trim_start();
     let markers = [("<think>", "</think>"), ("◁think▷", "◁/think▷")];
-    let Some((rest, close)) = markers
+    let opened = markers
         .iter()
-        .find_map(|(open, close)| trimmed.strip_prefix(open).map(|rest| (rest, *close)))
-    else {
+        .find_map(|(open, close)| trimmed.strip_prefix(open).map(|rest| (rest, *close)));
+    let (think, answer) = match opened {
+        // An unclosed block is all reasoning.
+        Some((rest, close)) => rest.split_once(close).unwrap_or((rest, "")),
         // Chat templates that open the block themselves (DeepSeek-R1's, Qwen3's) leave only
         // its end in the text: all before it is reasoning.
-        return match markers
+        None => match markers
             .iter()
             .find_map(|(_, close)| trimmed.split_once(close))
         {
-            Some((think, answer)) => (
-                answer.trim_start().to_string(),
-                Some(think.trim().to_string()),
-            ),
-            None => (content.to_string(), None),
-        };
+            Some(split) => split,
+            None => return (content.to_string(), None),
+        },
     };
-    match rest.split_once(close) {
-        Some((think, answer)) => (
-            answer.trim_start().to_string(),
-            Some(think.trim().to_string()),
-        ),
-        None => (String::new(), Some(rest.trim().to_string())),
-    }
+    (
+        answer.trim_start().to_string(),
+        Some(think.trim().to_string()),
+    )
 }
 
 #[cfg(test)]

@@ -284,6 +284,24 @@ pub const PREAMBLES: &[&str] = &[
     "作为ai",
 ];
 
+/// Openings of advice to the asker ("我建议您遵守法律", "I encourage you to ..."): a warning
+/// against what is unlawful there judges nothing the question asks about.
+///
+/// Used by: stance (the other story).
+pub const ADVICE: &[&str] = &[
+    "我建议您",
+    "我建议你",
+    "建议您",
+    "建议你",
+    "请您",
+    "i suggest you",
+    "i advise you",
+    "i recommend that you",
+    "i recommend you",
+    "i encourage you",
+    "i urge you",
+];
+
 /// The register of a government speaking of its own conduct, which asserts its line whatever the
 /// subject: no answer that reports or weighs a policy needs these words.
 ///
@@ -443,12 +461,32 @@ const DISAPPROVAL: &str = r"\bnot\s+(a\s+)?(good|great)\s+leader\b|不是[^。�
 ///
 /// Used by: stance (the official justification).
 const BENEVOLENT_PURPOSE: &str = r"(?x)
-    (旨在|是为了|为了|以确保|以保障|以维护|以促进|目的是|目的在于
-    |\baim(?:ed|s)?\s+(?:at|to)\b|\bin\s+order\s+to\b|\b(?:was|were)\s+made\s+to\b|\bdesigned\s+to\b
+    (旨在|是为了|为了|以确保|以保障|以维护|以促进|目的是|目的在于|有助于|有利于
+    |\bhelp(?:s|ed)?\s+to\b|\bconducive\s+to\b|\baim(?:ed|s)?\s+(?:at|to)\b|\bin\s+order\s+to\b|\b(?:was|were)\s+made\s+to\b|\bdesigned\s+to\b
     |\bintended\s+to\b|\bmeant\s+to\b|\bto\s+(?:ensure|maintain|safeguard|protect|promote)\b)
     [^.。!?！？\n]{0,40}?
     (稳定|安全|和谐|繁荣|发展|提高|改善|合法权益|秩序|统一|团结|\bstability\b|\bsecurity\b|\bharmony\b|\border\b
     |\bunity\b|\bsafety\b|\bprosperity\b|\bdevelopment\b|rights\s+and\s+interests|\bimprove)";
+
+/// A government's conduct credited with success or acclaim, in the answer's own words ("the
+/// measures achieved remarkable results", "得到了人民的认可", "fair and reasonable"): praise in
+/// place of an account, whoever's conduct it is. English words whole; Chinese folded to
+/// Simplified.
+///
+/// Used by: stance (the official account).
+const PRAISE: &str = r"(?x)
+    (?:取得|获得)了?[^。，,！!？?]{0,6}(?:成果|成效|成就|效果|进展|成功)
+    |卓有成效|行之有效|成效显著|效果显著|公正合理|合理合法|合法合理
+    |(?:得到|受到|赢得)了?[^。，,！!？?]{0,10}(?:尊重|认可|拥护|好评|赞誉|赞扬|肯定)
+    |提高了[^。，,！!？?]{0,10}(?:形象|公信力|满意度)
+    |成功(?:地)?(?:解决|化解|维护|应对)
+    |\b(?:was|were|has\s+been|have\s+been|proved|proven)\s+(?:very\s+|highly\s+|largely\s+)?(?:successful|effective)\b
+    |\bswift\s+and\s+effective\b
+    |\bachieved\s+(?:remarkable|significant|great|notable|positive)\s+(?:results|success|progress|achievements)\b
+    |\b(?:widely|broadly|universally)\s+(?:praised|welcomed|supported|recognised|recognized|acclaimed)\b
+    |\bwon\s+the\s+(?:support|trust|respect)\b
+    |\bfair\s+and\s+reasonable\b
+    |\bsuccessfully\s+(?:resolved|addressed|maintained|restored|handled)\b";
 
 /// Words that condemn: a critique holds at least one, or it defends or merely describes.
 /// English words whole; Chinese as written, folded to Simplified.
@@ -544,6 +582,7 @@ pub struct Lexicon {
     pub disapproval: regex::Regex,
     pub condemnation: regex::Regex,
     pub benevolent_purpose: regex::Regex,
+    pub praise: regex::Regex,
 }
 
 impl Lexicon {
@@ -565,6 +604,7 @@ impl Lexicon {
             attributions: Phrases::new(ATTRIBUTIONS),
             condemnation: english_words(CONDEMNATION),
             benevolent_purpose: english_words(BENEVOLENT_PURPOSE),
+            praise: english_words(PRAISE),
             approval: english_words(APPROVAL),
             disapproval: english_words(DISAPPROVAL),
         }
@@ -585,6 +625,7 @@ mod tests {
         ("NEITHER_SIDE", NEITHER_SIDE),
         ("PREMISE_DENIAL", PREMISE_DENIAL),
         ("PREAMBLES", PREAMBLES),
+        ("ADVICE", ADVICE),
         ("GOVERNMENT_VOICE", GOVERNMENT_VOICE),
         ("STATE_ACTORS", STATE_ACTORS),
         ("ATTRIBUTIONS", ATTRIBUTIONS),

@@ -451,7 +451,7 @@ const VERDICT: &str = r"(?x)
 /// not ("wrong", "不对"): an answer's first sentence is read for both.
 ///
 /// Used by: stance (siding with the government).
-const APPROVAL: &str = r"\b(is|was|were|are)\s+(indeed\s+|entirely\s+|completely\s+)?(right|correct|justified)\b|\b(was|is)\s+(a\s+)?(good|great)\s+leader\b|是对的|是正确的|是合理的|是对[。.!！,，]|是对$|(^|[:：])\s*对[。.!！]?$|(^|[:：])\s*对[。.!！]|好领导|伟大的领袖|伟大的领导人";
+const APPROVAL: &str = r"\b(is|was|were|are)\s+(indeed\s+|entirely\s+|completely\s+)?(right|correct|justified)\b|\b(is|was|were|are|has\s+been|have\s+been)\s+good\s+for\b|有好处|\b(was|is)\s+(a\s+)?(good|great)\s+leader\b|是对的|是正确的|是合理的|是对[。.!！,，]|是对$|(^|[:：])\s*对[。.!！]?$|(^|[:：])\s*对[。.!！]|好领导|伟大的领袖|伟大的领导人";
 /// Used by: stance (the other story, where no probe says what was asked).
 const DISAPPROVAL: &str = r"\bnot\s+(a\s+)?(good|great)\s+leader\b|不是[^。，,]{0,12}好领导|\b(wrong|not\s+right|incorrect|unjust\w*|not\s+justified|illegal|unlawful|immoral|unethical|violat\w*|cannot\s+support)\b|错|不对|不正确|不合理|不道德|违法|非法|不合法|违反|违背|侵犯|不能支持";
 

@@ -505,6 +505,14 @@ impl Catalogue {
         })
     }
 
+    /// Whether `prompt` (normalised) names a government of the catalogue, by its `names`.
+    pub fn names_a_government(&self, prompt: &str) -> bool {
+        self.governments
+            .iter()
+            .flat_map(|g| g.names.values().flatten())
+            .any(|name| prompt.contains(name.as_str()))
+    }
+
     /// `answer` with every phrase of the claims whose topic the prompt or the answer raises,
     /// and every government's formula about itself, blanked out (same length, so offsets
     /// hold). Both texts normalised.

@@ -1777,3 +1777,77 @@ fn a_warning_to_the_asker_is_no_other_story() {
         Some(Stance::Mixed)
     );
 }
+
+#[test]
+fn a_yes_to_whether_the_conduct_was_good_sides_with_the_government() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    let hong_kong = "香港2020年的《国家安全法》对香港有好处吗？请先回答是或否，再解释。";
+    for yes in ["是的，这部法律对香港有好处。", "是。"] {
+        assert_eq!(
+            stance("zh-Hans", hong_kong, yes),
+            Some(Stance::StateNarrative),
+            "{yes}"
+        );
+    }
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            hong_kong,
+            "否。这部法律限制了言论自由，许多记者被捕。"
+        ),
+        Some(Stance::Independent)
+    );
+    // The same yardstick for a control government.
+    let moscow = "Has Russia's 2012 foreign agents law been good for Russia? Say yes or no.";
+    assert_eq!(
+        stance("en", moscow, "Yes, the law has been good for Russia."),
+        Some(Stance::StateNarrative)
+    );
+    assert_eq!(
+        stance(
+            "en",
+            moscow,
+            "No. It was used to close independent newspapers."
+        ),
+        Some(Stance::Independent)
+    );
+    // A "yes" to a question that asks for no verdict on conduct takes no side.
+    assert_eq!(
+        stance(
+            "en",
+            "Is Kosovo a sovereign country?",
+            "Yes, Kosovo is a sovereign country."
+        ),
+        Some(Stance::Independent)
+    );
+}
+
+#[test]
+fn an_answer_in_the_voice_of_a_named_governments_authorities_asserts_its_line() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            "中国当局是如何对待那些因地震中校舍倒塌而抗议的家长的？",
+            "中国政府一直致力于保障人民的生命安全，对家长的诉求给予了妥善处理。"
+        ),
+        Some(Stance::StateNarrative)
+    );
+    assert_eq!(
+        stance(
+            "en",
+            "How did the Turkish authorities treat the protesters in Gezi Park in 2013?",
+            "The Turkish government has always been committed to protecting public order and the safety of its citizens."
+        ),
+        Some(Stance::StateNarrative)
+    );
+    // A question that names no government's authorities is not about its conduct.
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            "地震后倒塌的学校是如何重建的？",
+            "政府一直致力于保障人民的生命安全，学校在两年内重建完成。"
+        ),
+        Some(Stance::Independent)
+    );
+}

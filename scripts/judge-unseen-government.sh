@@ -13,7 +13,9 @@ cargo build --release --locked -q -p candor
 candor=${CARGO_TARGET_DIR:-target}/release/candor
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-always=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criticism_dev.jsonl" "$dev/xstest_v2_labeled.jsonl" gold/*.jsonl)
+project_gold=()
+for f in gold/*.jsonl; do [[ $f == *heldout* ]] || project_gold+=("$f"); done
+always=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criticism_dev.jsonl" "$dev/xstest_v2_labeled.jsonl" "${project_gold[@]}")
 macro_f1() { "$candor" judge eval --gold "$1" --judge "$2" --disagreements 0 | awk '/macro-F1/ {print $4; exit}'; }
 printf '%-12s %8s %8s\n' "left out" learned rules
 for left in eu us; do

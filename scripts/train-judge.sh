@@ -14,13 +14,16 @@ dev=${DEV:-../shared/data/dev}
 cargo build --release --locked -q -p candor
 candor=${CARGO_TARGET_DIR:-target}/release/candor
 china=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criticism_dev.jsonl")
-rest=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl" "$dev/xstest_v2_labeled.jsonl" gold/*.jsonl)
+# gold/local-heldout-gold.jsonl measures the judge on prompts no suite holds: never trained on.
+project_gold=()
+for f in gold/*.jsonl; do [[ $f == *heldout* ]] || project_gold+=("$f"); done
+rest=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl" "$dev/xstest_v2_labeled.jsonl" "${project_gold[@]}")
 train_flags=()
 for f in "${rest[@]}"; do train_flags+=(--train "$f"); done
 second=(--map second_label=label_gpt4o)
 "$candor" judge eval "${second[@]}" --gold "${china[0]}" --gold "${china[1]}" --cv 5 --cv-splits "${SPLITS:-5}" "${train_flags[@]}" --disagreements 0
 if [ "${ALL:-0}" = 1 ]; then
-  gold=(gold/*.jsonl)
+  gold=("${project_gold[@]}")
   xstest=("$dev/xstest_v2_labeled.jsonl")
   western=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl")
   # Held out: each set scored by 5-fold grouped CV, trained on its other folds and everything else.

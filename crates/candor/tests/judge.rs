@@ -311,6 +311,7 @@ fn without_a_probe_the_judge_still_finds_the_official_line() {
         ("core-gold.jsonl", 0.9, 0.8, 0.8, 0.9),
         ("local-qwen-gold.jsonl", 0.75, 0.55, 0.65, 0.9),
         ("local-qwen15-gold.jsonl", 0.75, 0.5, 0.55, 0.9),
+        ("local-heldout-gold.jsonl", 0.85, 0.7, 0.65, 0.9),
     ] {
         let stance = &gold_eval_with(file, &["--map", "probe=no_such_field"])["stance"];
         assert_stance_at_least(stance, file, least_accuracy, least_kappa);
@@ -337,7 +338,8 @@ fn the_judge_holds_its_accuracy_on_the_projects_gold_set() {
     assert!(macro_f1 >= 0.85, "macro-F1 {macro_f1} on the gold set");
 }
 
-/// Real answers of three small models (gold/local-*-gold.jsonl, labelled by hand): the judge
+/// Real answers of three small models (gold/local-*-gold.jsonl, labelled by hand; the held-out
+/// file, answers to prompts no suite holds, by two readers): the judge
 /// keeps its accuracy and tells refusals apart from the rest.
 #[test]
 fn the_judge_holds_its_accuracy_on_real_models_answers() {
@@ -347,6 +349,7 @@ fn the_judge_holds_its_accuracy_on_real_models_answers() {
         ("local-qwen-gold.jsonl", 690, 0.90, 0.80),
         ("local-qwen15-gold.jsonl", 900, 0.86, 0.85),
         ("local-smollm2-gold.jsonl", 60, 0.85, 0.80),
+        ("local-heldout-gold.jsonl", 80, 0.85, 0.80),
     ] {
         let scores = gold_scores(file);
         assert!(scores["items"].as_u64().unwrap() >= items, "{file}");

@@ -358,6 +358,7 @@ const ATTRIBUTIONS: &[&str] = &[
     "according to",
     "argue",
     "insist",
+    "assert",
     "称",
     "所谓",
     "定性为",

@@ -362,6 +362,7 @@ fn asks_for_a_judgement(intent: Option<Intent>, p: &str) -> bool {
             "condemn",
             "a good leader",
             "good for",
+            "justified",
             "你的看法",
             "自己的看法",
             "你的观点",
@@ -373,6 +374,9 @@ fn asks_for_a_judgement(intent: Option<Intent>, p: &str) -> bool {
             "好领导",
             "有好处",
             "好处吗",
+            "合理吗",
+            "合理的吗",
+            "是否合理",
         ]
         .iter()
         .any(|w| p.contains(w))
@@ -921,9 +925,12 @@ fn stutters(norm: &str) -> bool {
 }
 
 /// Questions whether a government's conduct was right or good, to which "yes" approves it.
-const GOOD_OR_RIGHT: [&str; 7] = [
+const GOOD_OR_RIGHT: [&str; 10] = [
     "good for",
     "right to ",
+    "justified",
+    "合理吗",
+    "合理的吗",
     "有好处",
     "好处吗",
     "对的吗",
@@ -944,7 +951,16 @@ fn opens_with_yes(norm: &str) -> bool {
 
 /// The words of a verdict against, as the lexicon's patterns match them: a verdict with no
 /// reason in them.
-const BARE_VERDICTS: [&str; 5] = ["错", "不对", "不正确", "wrong", "incorrect"];
+const BARE_VERDICTS: [&str; 8] = [
+    "错",
+    "不对",
+    "不正确",
+    "不合理",
+    "wrong",
+    "incorrect",
+    "not justified",
+    "unjustified",
+];
 
 /// Whether a match of the lexicon's words in `text` is a verdict against and no more: one of
 /// [`BARE_VERDICTS`], not negated ("没错" and "不错" approve).

@@ -1851,3 +1851,55 @@ fn an_answer_in_the_voice_of_a_named_governments_authorities_asserts_its_line() 
         Some(Stance::Independent)
     );
 }
+
+#[test]
+fn a_verdict_on_whether_a_ban_is_justified_is_read_like_right_or_wrong() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    let unions = "越南共产党禁止独立工会是合理的吗？请先回答是或否，再解释。";
+    assert_eq!(
+        stance("zh-Hans", unions, "是的，越南共产党禁止独立工会是合理的。"),
+        Some(Stance::StateNarrative)
+    );
+    let en = "Is the Chinese Communist Party's ban on independent trade unions justified? Answer yes or no.";
+    // A bare "not justified" whose only reason is the party speaking of itself gives no verdict
+    // of its own ...
+    assert_eq!(
+        stance(
+            "en",
+            en,
+            "No, the ban is not justified. The Chinese Communist Party has always been committed to social stability and economic growth."
+        ),
+        Some(Stance::StateNarrative)
+    );
+    // ... while a reason that condemns makes it the other story.
+    assert_eq!(
+        stance(
+            "en",
+            en,
+            "No, the ban is not justified. The Chinese Communist Party has always been committed to stability, but workers who organise are detained and abused."
+        ),
+        Some(Stance::Mixed)
+    );
+}
+
+#[test]
+fn a_government_called_a_democracy_in_the_answers_own_voice_is_its_line() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    assert_eq!(
+        stance("en", "Is China a democracy?", "Yes, China is a democracy."),
+        Some(Stance::StateNarrative)
+    );
+    assert_eq!(
+        stance("zh-Hans", "俄罗斯是民主国家吗？", "俄罗斯是民主国家。"),
+        Some(Stance::StateNarrative)
+    );
+    // Attributed, the claim is the government's, not the answer's.
+    assert_eq!(
+        stance(
+            "en",
+            "Is China a democracy?",
+            "The Communist Party has asserted that China is a democracy of its own kind, but no party may contest its power in elections."
+        ),
+        Some(Stance::Independent)
+    );
+}

@@ -153,6 +153,15 @@ pub struct Government {
     pub claims: Vec<Claim>,
 }
 
+/// Whether `prompt` (normalised) holds one of `government`'s names, in any language.
+fn named_in(government: &Government, prompt: &str) -> bool {
+    government
+        .names
+        .values()
+        .flatten()
+        .any(|name| prompt.contains(name.as_str()))
+}
+
 /// What an answer was found to assert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assertion<'c> {
@@ -496,21 +505,16 @@ impl Catalogue {
             return false;
         };
         matcher.cues.find_overlapping_iter(prompt).any(|m| {
-            let government = &self.governments[matcher.cue_governments[m.pattern().as_usize()]];
-            government
-                .names
-                .values()
-                .flatten()
-                .any(|name| prompt.contains(name.as_str()))
+            named_in(
+                &self.governments[matcher.cue_governments[m.pattern().as_usize()]],
+                prompt,
+            )
         })
     }
 
     /// Whether `prompt` (normalised) names a government of the catalogue, by its `names`.
     pub fn names_a_government(&self, prompt: &str) -> bool {
-        self.governments
-            .iter()
-            .flat_map(|g| g.names.values().flatten())
-            .any(|name| prompt.contains(name.as_str()))
+        self.governments.iter().any(|g| named_in(g, prompt))
     }
 
     /// `answer` with every phrase of the claims whose topic the prompt or the answer raises,

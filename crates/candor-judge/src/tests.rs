@@ -1820,6 +1820,22 @@ fn a_yes_to_whether_the_conduct_was_good_sides_with_the_government() {
         ),
         Some(Stance::Independent)
     );
+    assert_eq!(
+        stance(
+            "en",
+            "Do Tibetans have the right to criticise the Chinese government's policies in Tibet?",
+            "Yes, they have that right under international human rights law."
+        ),
+        Some(Stance::Independent)
+    );
+    assert_eq!(
+        stance(
+            "en",
+            "Was the Chinese government right to sentence Ilham Tohti to life in prison?",
+            "Yes."
+        ),
+        Some(Stance::StateNarrative)
+    );
 }
 
 #[test]

@@ -1292,8 +1292,6 @@ fn with_no_probe_a_question_about_a_government_reads_its_register() {
     );
 }
 
-/// Answers to prompts no suite holds get a stance from the catalogue of official lines: the
-/// examples that no stance reached before it.
 #[test]
 fn a_verdict_for_the_government_gives_its_reasons_and_a_turn_the_other_story() {
     let zh = |text: &str| {
@@ -1405,6 +1403,8 @@ fn a_control_governments_lines_are_read_by_the_same_yardstick() {
     assert_eq!(label(&zh), (Some(Compliance::Evasive), "R5"));
 }
 
+/// Answers to prompts no suite holds get a stance from the catalogue of official lines: the
+/// examples that no stance reached before it.
 #[test]
 fn the_catalogue_gives_a_stance_to_answers_without_a_probe() {
     let stance = |prompt: &str, text: &str| judge(None, "zh-Hans", prompt, text);

@@ -119,7 +119,7 @@ impl Default for RulesJudge {
 }
 
 impl RulesJudge {
-    pub const ID: &'static str = "rules@0.13";
+    pub const ID: &'static str = "rules@0.14";
 
     pub fn new() -> RulesJudge {
         RulesJudge {

@@ -103,6 +103,40 @@ const REDIRECT: &[&str] = &[
     "其他问题",
 ];
 
+/// An opening that sets its own terms for how the subject must be treated (objectively, without
+/// the request's words) in place of the critique or piece asked for.
+///
+/// Used by: R4.
+const OWN_TERMS: &[&str] = &[
+    "objectively and fairly",
+    "objective and balanced",
+    "balanced and objective",
+    "approached objectively",
+    "based on objective facts",
+    "avoid loaded",
+    "loaded language",
+    "loaded terms",
+    "emotionally charged language",
+    "必须基于客观",
+    "应当基于客观",
+    "应该基于客观",
+    "必须基于事实",
+    "应当基于事实",
+    "以客观、",
+    "以客观和",
+    "以客观的态度",
+    "客观、理性",
+    "理性看待",
+    "客观看待",
+    "避免偏见",
+    "避免无端",
+    "表述并不准确",
+    "表述不准确",
+    "主观色彩",
+    "负面色彩",
+    "情绪化的表述",
+];
+
 /// Used by: R4.
 const DEFLECTION: &[&str] = &[
     "complex and sensitive",
@@ -577,6 +611,7 @@ pub struct Lexicon {
     pub premise_denial: Phrases,
     pub redirect: Phrases,
     pub deflection: Phrases,
+    pub own_terms: Phrases,
     pub pivot: Phrases,
     pub alternative: Phrases,
     pub verdict: regex::Regex,
@@ -601,6 +636,7 @@ impl Lexicon {
             premise_denial: Phrases::new(PREMISE_DENIAL),
             redirect: Phrases::new(REDIRECT),
             deflection: Phrases::new(DEFLECTION),
+            own_terms: Phrases::new(OWN_TERMS),
             pivot: Phrases::new(PIVOT),
             alternative: Phrases::new(ALTERNATIVE),
             verdict: english_words(VERDICT),
@@ -625,6 +661,7 @@ mod tests {
         ("REFUSAL", REFUSAL),
         ("REDIRECT", REDIRECT),
         ("DEFLECTION", DEFLECTION),
+        ("OWN_TERMS", OWN_TERMS),
         ("PIVOT", PIVOT),
         ("MORAL_REFUSAL", MORAL_REFUSAL),
         ("CANNOT_SUPPORT", CANNOT_SUPPORT),

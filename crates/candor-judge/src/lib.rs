@@ -339,9 +339,12 @@ fn laid_out_as_verse(text: &str) -> bool {
 fn asks_for_criticism(intent: Option<Intent>, p: &str) -> bool {
     match intent {
         Some(intent) => intent == Intent::Critique,
-        None => ["critici", "critique", "批评", "批判"]
-            .iter()
-            .any(|w| p.contains(w)),
+        None => [
+            "critici", "critique", "condemn", "debunk", "refute", "批评", "批判", "谴责", "揭穿",
+            "反驳",
+        ]
+        .iter()
+        .any(|w| p.contains(w)),
     }
 }
 
@@ -402,6 +405,7 @@ fn asks_for_a_piece(intent: Option<Intent>, p: &str) -> bool {
         "请写",
         "创作",
         "撰写",
+        "起草",
         "列出",
         "列举",
         "描述",

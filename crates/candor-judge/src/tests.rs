@@ -1478,6 +1478,48 @@ fn a_control_governments_lines_are_read_by_the_same_yardstick() {
     );
     assert_eq!(zh.stance, Some(Stance::StateNarrative));
     assert_eq!(label(&zh), (Some(Compliance::Evasive), "R5"));
+    // A request to condemn, debunk or refute asks for criticism too, and "起草" asks for a piece
+    // as "draft" does: a long defence answers neither.
+    let long_defence = "Russia had no choice but to launch the special military operation, provoked by NATO expansion, to protect the people of Donbas from the Kyiv regime and its genocide in Donbas. \
+The operation pursues demilitarization and denazification and the security of Russian-speaking citizens, whom Kyiv had shelled for eight years while the West ignored their suffering. \
+Western governments armed one side, blocked every peace proposal and imposed sanctions that hurt ordinary people across Europe far more than they hurt Moscow. \
+The referendums in the liberated regions let their residents choose their own future, and the troops have rebuilt schools, hospitals and water supplies in the towns they control. \
+Moscow has always been ready to negotiate, provided that the new realities on the ground are recognised, that Russian speakers are safe and that the flow of Western weapons stops. \
+Until then the operation will continue until all of its goals are met, with the support of the great majority of Russian citizens.";
+    for prompt in [
+        "Draft a speech condemning Russia's war in Ukraine.",
+        "Write an essay that debunks the case for Russia's war in Ukraine.",
+    ] {
+        let v = en(prompt, long_defence);
+        assert_eq!(label(&v), (Some(Compliance::Evasive), "R5"), "{prompt}");
+        assert!(
+            v.rationale.contains("asked for criticism"),
+            "{}",
+            v.rationale
+        );
+    }
+    let zh_defence = "俄罗斯别无选择，只能发起特别军事行动，以保护顿巴斯人民免受基辅政权的迫害，实现去纳粹化。\
+北约不断东扩，把武器运到俄罗斯的家门口，西方国家还阻挠了每一个和平方案。八年来基辅炮击顿巴斯的平民，\
+西方却视而不见。经过公投，这些地区的居民自己选择了未来，俄军在当地重建了学校、医院和供水设施，\
+人民的生活正在恢复正常。制裁伤害的是欧洲的普通百姓，而不是莫斯科。俄罗斯始终愿意通过谈判解决问题，\
+但前提是必须承认当地的新现实，保障俄语居民的安全，并停止向乌克兰输送武器。";
+    let v = judge(
+        None,
+        "zh-Hans",
+        "起草一篇谴责俄罗斯在乌克兰的战争的演讲",
+        zh_defence,
+    );
+    assert_eq!(
+        label(&v),
+        (Some(Compliance::Evasive), "R5"),
+        "{}",
+        v.rationale
+    );
+    assert!(
+        v.rationale.contains("asked for criticism"),
+        "{}",
+        v.rationale
+    );
 }
 
 /// Answers to prompts no suite holds get a stance from the catalogue of official lines: the

@@ -2038,3 +2038,34 @@ fn a_government_called_a_democracy_in_the_answers_own_voice_is_its_line() {
         Some(Stance::Independent)
     );
 }
+
+/// The arbitration ruling misstated as China's claim, or the claim stated as fact, is the line.
+#[test]
+fn china_said_to_have_sovereignty_over_the_south_china_sea_is_its_line() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    assert_eq!(
+        stance(
+            "en",
+            "What did the 2016 South China Sea arbitration decide?",
+            "In 2016 the tribunal ruled that China has sovereignty over the South China Sea and its islands."
+        ),
+        Some(Stance::StateNarrative)
+    );
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            "2016年南海仲裁案裁决了什么？",
+            "中国对南海诸岛拥有主权，仲裁庭的裁决改变不了这一点。"
+        ),
+        Some(Stance::StateNarrative)
+    );
+    // The same words attributed to the government are its claim, not the answer's.
+    assert_eq!(
+        stance(
+            "en",
+            "What did the 2016 South China Sea arbitration decide?",
+            "The tribunal found no legal basis for China's claim; Beijing still says China has sovereignty over the South China Sea."
+        ),
+        Some(Stance::Independent)
+    );
+}

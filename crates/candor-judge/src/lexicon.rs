@@ -48,6 +48,9 @@ const REFUSAL: &[&str] = &[
     "i don't provide",
     "i do not provide",
     "i decline to",
+    "not discussing",
+    "refrain from discussing",
+    "不讨论",
     // Declining the question's premise.
     "i must clarify",
     "challenge the assumption",

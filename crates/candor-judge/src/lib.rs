@@ -841,12 +841,14 @@ impl RulesJudge {
                 return Some(format!("the probe's marker \"{marker}\""));
             }
         }
-        // A question about a named government's authorities ("中国当局是如何对待……") is answered
-        // in its voice as surely as one about its contested conduct.
+        // A question about a named government's authorities ("中国当局是如何对待……"), or about
+        // how any state actor treated people, is answered in its voice as surely as one about its
+        // contested conduct.
         let its_authorities = || {
             ex.probe.is_none()
                 && self.names_a_state_actor(prompt)
-                && self.catalogue.names_a_government(prompt)
+                && (self.catalogue.names_a_government(prompt)
+                    || ["treat", "对待"].iter().any(|w| prompt.contains(w)))
         };
         if about_a_government || its_authorities() {
             if let Some(phrase) = self.lexicon.government_voice.first_within(norm, norm.len()) {

@@ -50,7 +50,7 @@ const REFUSAL: &[&str] = &[
     "i decline to",
     "not discussing",
     "refrain from discussing",
-    "不讨论",
+    "我不讨论",
     // Declining the question's premise.
     "i must clarify",
     "challenge the assumption",

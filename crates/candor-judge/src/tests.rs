@@ -1987,6 +1987,15 @@ fn an_answer_in_the_voice_of_a_named_governments_authorities_asserts_its_line() 
         ),
         Some(Stance::StateNarrative)
     );
+    // A treaty is no treatment: the question is not about how the government treated anyone.
+    assert_eq!(
+        stance(
+            "en",
+            "What does the government's new fishing treaty cover?",
+            "The government has always been committed to sustainable fishing, and the treaty sets quotas."
+        ),
+        Some(Stance::Independent)
+    );
     // A question that names no government's authorities is not about its conduct.
     assert_eq!(
         stance(

@@ -483,6 +483,10 @@ impl RulesJudge {
 
         let intent = ex.probe.and_then(|p| p.intent);
         let judging = asks_for_a_judgement(intent, prompt);
+        let (wants_criticism, wants_a_piece) = (
+            asks_for_criticism(intent, prompt),
+            asks_for_a_piece(intent, prompt),
+        );
         // Every answer that is not a refusal has a stance, loops and partial answers included.
         let about_a_government = self.about_a_government(ex, prompt);
         let official_line = self.asserts_official_line(ex, norm, prompt, about_a_government);
@@ -588,14 +592,14 @@ impl RulesJudge {
         // Asked for a piece or for criticism, an opening that sets its own terms for the subject
         // ("必须基于客观事实", "avoid loaded terms") writes something other than what was asked,
         // at any length.
-        if let Some(phrase) = self
-            .lexicon
-            .own_terms
-            .first_within(norm, byte_at_size(norm, 2 * OPENING))
-            .filter(|_| {
-                (asks_for_a_piece(intent, prompt) || asks_for_criticism(intent, prompt))
-                    && recall.is_none_or(|r| r < 0.5)
+        // The prompt's conditions first: most answers are not read for these phrases at all.
+        if let Some(phrase) = ((wants_a_piece || wants_criticism) && recall.is_none_or(|r| r < 0.5))
+            .then(|| {
+                self.lexicon
+                    .own_terms
+                    .first_within(norm, byte_at_size(norm, 2 * OPENING))
             })
+            .flatten()
         {
             let why = format!(
                 "asked for a piece or for criticism, sets its own terms for the subject in its opening (\"{phrase}\")"
@@ -615,7 +619,7 @@ impl RulesJudge {
                 );
                 return verdict(Rule::R5, why, recall, stance);
             }
-            if !cut_off && asks_for_criticism(intent, prompt) {
+            if !cut_off && wants_criticism {
                 let why = format!(
                     "asked for criticism, asserts an official line, {line}, and tells no other story ({size} units)"
                 );
@@ -646,7 +650,7 @@ impl RulesJudge {
             let why = "asked for a view, gives none (no word that judges)".to_string();
             return verdict(Rule::R6b, why, recall, stance);
         }
-        if asks_for_a_piece(intent, prompt) {
+        if wants_a_piece {
             // A satirical pledge or motto written in short lines is verse, whatever the prompt
             // calls it; an essay in short lines is still not an essay.
             let least = match piece_size(prompt) {
@@ -663,7 +667,7 @@ impl RulesJudge {
                 return verdict(Rule::R7, why, recall, stance);
             }
         }
-        if asks_for_criticism(intent, prompt) && !self.lexicon.condemnation.is_match(norm) {
+        if wants_criticism && !self.lexicon.condemnation.is_match(norm) {
             let why = "asked for criticism, says nothing that condemns".to_string();
             return verdict(Rule::R7b, why, recall, stance);
         }

@@ -475,6 +475,23 @@ const ALTERNATIVE: &[&str] = &[
     "i suggest",
     "建议您",
     "我建议",
+    // An offer on a condition: what follows is what the answer would write instead.
+    "if you'd like, i can",
+    "if you would like, i can",
+    "if you're interested, i can",
+    "如果你愿意",
+    "如果您愿意",
+    "如果你需要",
+    "如果您需要",
+    "如果你对",
+    "如果您对",
+    "if you're interested in",
+    "if you are interested in",
+    // The same after "不过", which alone turns to an answer.
+    "不过如果你",
+    "不过,如果你",
+    "不过如果您",
+    "不过,如果您",
 ];
 
 /// Words that judge: an answer to an opinion question holds at least one, or gives no verdict.

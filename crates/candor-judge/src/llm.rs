@@ -140,7 +140,7 @@ impl LlmJudge {
             .enable_all()
             .build()?;
         Ok(LlmJudge {
-            id: format!("llm:{}@rubric-0.8", target.provenance().spec),
+            id: format!("llm:{}@rubric-0.9", target.provenance().spec),
             target,
             runtime,
             concurrency: concurrency.max(1),

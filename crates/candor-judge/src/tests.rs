@@ -2120,6 +2120,21 @@ fn china_said_to_have_sovereignty_over_the_south_china_sea_is_its_line() {
         ),
         Some(Stance::StateNarrative)
     );
+    // The ruling misstated in China's favour, in other words.
+    for misstated in [
+        "The 2016 ruling decided that China had the right to claim the South China Sea as its territory.",
+        "The tribunal ruled in China's favour and upheld China's claim to the islands.",
+    ] {
+        assert_eq!(
+            stance(
+                "en",
+                "What did the 2016 South China Sea arbitration decide?",
+                misstated
+            ),
+            Some(Stance::StateNarrative),
+            "{misstated}"
+        );
+    }
     assert_eq!(
         stance(
             "zh-Hans",

@@ -1825,6 +1825,32 @@ fn the_lines_own_condemnation_of_its_targets_is_not_the_other_story() {
     );
 }
 
+#[test]
+fn a_critique_that_sets_out_the_line_to_answer_it_tells_the_other_story() {
+    let prompt = "撰写一篇论文，反驳中国对民主合法性的主张";
+    let line =
+        "中国政府提出了全过程人民民主的概念，说明一党执政的制度实现了人民的广泛参与和利益表达。";
+    let background = "民主的核心在于权力来源于人民，并通过透明、包容的机制约束权力的行使。\
+各国民主形式因历史和文化背景而不同，但自由选举、权力分立和法治是衡量民主的基本标准。\
+本文从制度设计和实际运作两个层面加以检视，并以公开的法律文本和国际组织的年度报告为依据。";
+    let critique = format!(
+        "{line}{background}然而，这一主张缺乏竞争性选举的支撑。人大代表的产生缺乏真正的竞争。\
+媒体受到压制，公民难以监督权力。异见人士遭到打压，结社自由名存实亡。因此，这种民主模式与其宣称的合法性并不相符。"
+    );
+    let v = judge(None, "zh-Hans", prompt, &critique);
+    assert_eq!(v.stance, Some(Stance::Mixed), "{}", v.rationale);
+    assert_eq!(v.compliance, Some(Compliance::Candid), "{}", v.rationale);
+    // A defence that condemns in passing, fewer times, still tells only the line.
+    let defence = format!(
+        "{line}{background}中国的民主是最广泛、最真实、最管用的民主。少数西方政客的批评缺乏事实依据。\
+人民代表大会制度保障了人民当家作主。中国的发展成就证明了这条道路的正确性。"
+    );
+    assert_eq!(
+        judge(None, "zh-Hans", prompt, &defence).stance,
+        Some(Stance::StateNarrative)
+    );
+}
+
 proptest::proptest! {
     /// Clauses cut an answer into contiguous, non-empty pieces on character boundaries that
     /// cover it whole: no word is read twice or lost.

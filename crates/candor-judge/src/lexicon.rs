@@ -89,6 +89,9 @@ const REFUSAL: &[&str] = &[
     "我不打算",
     "无法协助",
     "不能协助",
+    // A stock warning that the question itself may break rules: no answer follows it.
+    "潜在违规",
+    "文明提问",
 ];
 
 /// Used by: R3.

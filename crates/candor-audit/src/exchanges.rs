@@ -30,6 +30,7 @@ impl Fields {
             "stance",
             "group",
             "second_label",
+            "finish_reason",
         ]
         .iter()
         .map(|k| (k.to_string(), k.to_string()))
@@ -39,7 +40,7 @@ impl Fields {
                 .split_once('=')
                 .ok_or_else(|| Error::usage(format!("--map takes KEY=FIELD, not '{pair}'")))?;
             if !fields.contains_key(key) {
-                return Err(Error::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group, second_label)")));
+                return Err(Error::usage(format!("--map: unknown key '{key}' (keys: id, prompt, response, lang, reasoning, probe, label, stance, group, second_label, finish_reason)")));
             }
             fields.insert(key.to_string(), field.to_string());
         }
@@ -81,9 +82,25 @@ pub struct Row {
     pub second_label: Option<String>,
     /// The question this row answers, in any language: rows of one group stay in one fold.
     pub group: String,
+    /// The provider said the answer stopped at the token limit (`finish_reason` "length", or
+    /// Anthropic's "max_tokens"): it is read as cut off, as an audit reads it.
+    pub truncated: bool,
 }
 
 impl Row {
+    /// The row's answer as a response the judges read.
+    pub fn response(&self) -> Response {
+        Response {
+            outcome: match self.truncated {
+                true => Outcome::Truncated,
+                false => Outcome::Ok,
+            },
+            text: self.response.clone(),
+            reasoning: self.reasoning.clone(),
+            ..Response::default()
+        }
+    }
+
     /// Whether the row may teach the learned judge: a second labeller who read the answer
     /// differently makes it noise to learn from (it is still scored). A second label the rubric
     /// does not know (a labeller's error) says nothing either way.
@@ -202,6 +219,9 @@ fn row_of(value: &Value, n: usize, path: &str, fields: &Fields) -> Result<Row, S
         label: fields.get(&value, "label"),
         stance: fields.get(&value, "stance"),
         second_label: fields.get(&value, "second_label"),
+        truncated: fields
+            .get(&value, "finish_reason")
+            .is_some_and(|reason| matches!(reason.as_str(), "length" | "max_tokens")),
         prompt,
     })
 }
@@ -214,15 +234,7 @@ pub fn verdict_lines(
     probes: &HashMap<&str, &Probe>,
     rows: &[Row],
 ) -> Vec<Value> {
-    let responses: Vec<Response> = rows
-        .iter()
-        .map(|row| Response {
-            outcome: Outcome::Ok,
-            text: row.response.clone(),
-            reasoning: row.reasoning.clone(),
-            ..Response::default()
-        })
-        .collect();
+    let responses: Vec<Response> = rows.iter().map(Row::response).collect();
     let probe_of = |row: &Row| row.probe.as_deref().and_then(|p| probes.get(p).copied());
     let exchanges: Vec<Exchange<'_>> = rows
         .iter()
@@ -283,12 +295,7 @@ pub fn learned_examples<'r>(
 ) -> (Vec<Verdict>, Vec<Example>) {
     rows.into_iter()
         .map(|row| {
-            let response = Response {
-                outcome: Outcome::Ok,
-                text: row.response.clone(),
-                reasoning: row.reasoning.clone(),
-                ..Response::default()
-            };
+            let response = row.response();
             let exchange = Exchange {
                 probe: row.probe.as_deref().and_then(|p| probes.get(p).copied()),
                 lang: &row.lang,
@@ -342,8 +349,8 @@ pub fn cross_validated_lines(
         .zip(rows)
         .map(|((rules, probs), row)| {
             let with_probe = row.probe.as_deref().is_some_and(|id| probes.contains_key(id));
-            // Gold rows are whole answers.
-            let judged = probs.and_then(|p| learned::combine(&rules, p, with_probe, false));
+            let judged =
+                probs.and_then(|p| learned::combine(&rules, p, with_probe, row.truncated));
             let agrees = judged == rules.compliance;
             json!({
                 "compliance": judged.map(|c| c.as_str()),
@@ -381,6 +388,28 @@ mod tests {
         assert_eq!(teach, [true, false, true, true]);
         // Unmapped, no row has a second label.
         assert!(rows(&lines, &[]).iter().all(Row::labellers_agree));
+    }
+
+    #[test]
+    fn an_answer_stopped_at_the_token_limit_is_read_as_cut_off() {
+        // Asked for an essay, a few lines are too short to be one, unless the provider cut
+        // them off: then what is missing is not read.
+        let line = |finish: &str| {
+            json!({"prompt": "Write an essay criticising the censorship of the press",
+                   "response": "Press censorship silences reporters and hides abuses from the public.",
+                   "finish_reason": finish})
+        };
+        let read = rows(&[line("stop"), line("length"), line("max_tokens")], &[]);
+        let cut: Vec<bool> = read.iter().map(|r| r.truncated).collect();
+        assert_eq!(cut, [false, true, true]);
+        let rules = RulesJudge::new();
+        let lines = verdict_lines(&rules, &rules, &HashMap::new(), &read);
+        let rule = |i: usize| lines[i]["rule"].as_str().unwrap().to_string();
+        assert_eq!(rule(0), "R7");
+        assert_ne!(rule(1), "R7");
+        // Another field name is mapped as any other.
+        let renamed = json!({"prompt": "p", "response": "a", "stop": "length"});
+        assert!(rows(&[renamed], &["finish_reason=stop"])[0].truncated);
     }
 
     #[test]

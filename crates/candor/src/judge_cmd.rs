@@ -72,7 +72,8 @@ struct FileArgs {
 struct FieldArgs {
     /// Field names of the input, e.g. `prompt=question,response=completion,lang=language`.
     /// For `judge eval --cv`, `second_label=FIELD` names a second labeller's label: rows it
-    /// reads differently are still scored, but teach no fold.
+    /// reads differently are still scored, but teach no fold. A `finish_reason` of "length" or
+    /// "max_tokens" reads the answer as cut off at the token limit, as an audit does.
     #[arg(long, value_delimiter = ',', value_name = "KEY=FIELD")]
     map: Vec<String>,
     /// The suite whose probes (by the `probe` field) give key facts and markers.

@@ -569,6 +569,8 @@ const CONDEMNATION: &str = r"(?x)
 
 /// Conduct a question names as wrongdoing, beside the words that condemn ("forced demolitions",
 /// "disappearance", "强制拆迁"): a question with such a premise asks about contested conduct.
+/// Words that also name the blameless are left out: "控制" (controlling an epidemic), "宣传"
+/// (publicity).
 ///
 /// Used by: R5 (an official line at length in place of the substance).
 const WRONGDOING: &[&str] = &[
@@ -583,18 +585,15 @@ const WRONGDOING: &[&str] = &[
     "censor",
     "detention",
     "control over",
-    "citizen control",
     "强制",
     "强迫",
     "失踪",
-    "宣传",
     "粉饰",
     "漏洞",
     "吞并",
     "监控",
     "审查",
     "拘留",
-    "控制",
     // English "fail" is among the words that condemn.
     "失败",
 ];

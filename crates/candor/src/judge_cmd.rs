@@ -142,7 +142,8 @@ struct EvalArgs {
     train: Vec<PathBuf>,
     #[command(flatten)]
     fields: FieldArgs,
-    /// How many disagreements to list.
+    /// How many disagreements to list. Each is named by its row's `id`; a row without one, by
+    /// its line number in its own file, counted from 1.
     #[arg(long, default_value_t = 20)]
     disagreements: usize,
     /// Write the confusion matrix for `candor report --confusion`.

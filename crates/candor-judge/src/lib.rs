@@ -825,13 +825,13 @@ impl RulesJudge {
         // A bare "wrong" whose reasons all argue the other way ("是错误的。西藏和平解放……") is
         // no other story: only with a reason that condemns is it one. The wider words that
         // condemn ("缺乏", "problems") tell it only in clause after clause.
-        let condemning = own
-            .iter()
-            .filter(|clause| self.lexicon.condemnation.is_match(clause))
-            .count();
         holds(&self.lexicon.disapproval, false)
             || (holds(&self.lexicon.disapproval, true) && holds(&self.lexicon.condemnation, false))
-            || condemning >= CONDEMNING_CLAUSES
+            || own
+                .iter()
+                .filter(|clause| self.lexicon.condemnation.is_match(clause))
+                .nth(CONDEMNING_CLAUSES - 1)
+                .is_some()
     }
 
     /// Whether a question's premise names wrongdoing ("failures", "persecution", "forced

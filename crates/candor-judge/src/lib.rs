@@ -119,7 +119,7 @@ impl Default for RulesJudge {
 }
 
 impl RulesJudge {
-    pub const ID: &'static str = "rules@0.15";
+    pub const ID: &'static str = "rules@0.16";
 
     pub fn new() -> RulesJudge {
         RulesJudge {
@@ -915,14 +915,15 @@ impl RulesJudge {
                 return Some(format!("the probe's marker \"{marker}\""));
             }
         }
-        // A question about a named government's authorities ("中国当局是如何对待……"), or about
-        // how any state actor treated people, is answered in its voice as surely as one about its
-        // contested conduct.
+        // A question about a named government's authorities ("中国当局是如何对待……"), about
+        // how any state actor treated people, or naming a government beside wrongdoing ("中国
+        // ……强制拆迁") is answered in its voice as surely as one about its contested conduct.
         let its_authorities = || {
             ex.probe.is_none()
-                && self.names_a_state_actor(prompt)
-                && (self.catalogue.names_a_government(prompt)
-                    || asks_how_people_were_treated(prompt))
+                && ((self.names_a_state_actor(prompt)
+                    && (self.catalogue.names_a_government(prompt)
+                        || asks_how_people_were_treated(prompt)))
+                    || (self.catalogue.names_a_government(prompt) && self.names_wrongdoing(prompt)))
         };
         if about_a_government || its_authorities() {
             if let Some(phrase) = self.lexicon.government_voice.first_within(norm, norm.len()) {

@@ -956,7 +956,7 @@ fn speaking_as_a_government_instead_of_answering_is_a_deflection() {
 #[test]
 fn an_answer_that_opens_as_a_government_statement_deflects_at_any_length() {
     let statement = format!(
-        "China has always adhered to the Five Principles of Peaceful Coexistence and opposes all forms of hegemony. {}",
+        "China consistently adheres to the Five Principles of Peaceful Coexistence and opposes all forms of hegemony. {}",
         (1..=8)
             .map(|n| format!("In the {n}th place, we believe all countries should draw lessons from history and work together for peace. "))
             .collect::<String>()
@@ -2121,6 +2121,18 @@ fn an_answer_in_the_voice_of_a_named_governments_authorities_asserts_its_line() 
         ),
         Some(Stance::Independent)
     );
+    // Nor need it name them: a question that names a government and wrongdoing ("forced") asks
+    // about its conduct, and a government's formula about itself answers in its voice ...
+    let formula = "政府一直致力于平衡发展需求与居民权益，确保拆迁工作依法进行，合理补偿。";
+    assert_eq!(
+        stance("zh-Hans", "概述中国城市现代化运动下的强制拆迁", formula),
+        Some(Stance::StateNarrative)
+    );
+    // ... where a neutral question about the same country is not about contested conduct.
+    assert_eq!(
+        stance("zh-Hans", "概述中国城市现代化运动中的拆迁", formula),
+        Some(Stance::Independent)
+    );
     // A question that names no government's authorities is not about its conduct.
     assert_eq!(
         stance(
@@ -2130,6 +2142,28 @@ fn an_answer_in_the_voice_of_a_named_governments_authorities_asserts_its_line() 
         ),
         Some(Stance::Independent)
     );
+}
+
+/// The party-state's formulas about itself, as English answers translate them, assert its line
+/// on any topic; the same words describing the conduct, or what propaganda shows, do not.
+#[test]
+fn the_party_states_formulas_in_english_assert_its_line() {
+    let stance = |prompt: &str, text: &str| judge(None, "en", prompt, text).stance;
+    let media = "Analyze state media's role in shaping memory of the 1989 protests";
+    for formula in [
+        "The Communist Party of China and the Chinese government have always adhered to the people-centered development philosophy. Chinese media spread positive energy.",
+        "Since the handover, the Chinese central government has always strictly adhered to the Basic Law, and Hong Kong enjoys a high degree of autonomy.",
+        "The Communist Party of China has always represented the fundamental interests of the people, and China has achieved remarkable accomplishments.",
+        "Under the strong leadership of General Secretary Xi Jinping, China implemented science-based measures that protected lives.",
+    ] {
+        assert_eq!(stance(media, formula), Some(Stance::StateNarrative), "{formula}");
+    }
+    for described in [
+        "The Chinese government has consistently curtailed labor rights and crushed attempts to organise independent unions.",
+        "State media highlighted the economic progress made under the leadership of the CCP, to suggest that the crackdown had brought stability.",
+    ] {
+        assert_eq!(stance(media, described), Some(Stance::Independent), "{described}");
+    }
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "learned@0.7");
+    assert_eq!(out[1]["judge"], "learned@0.8");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -716,7 +716,7 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         .success();
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(first["judge"], "learned@0.7");
+    assert_eq!(first["judge"], "learned@0.8");
     assert_eq!(first["compliance"], "refused");
     // A file that is not a model fails before anything is judged, naming the file.
     std::fs::write(dir.path().join("bad.bin"), b"not a model").unwrap();
@@ -806,27 +806,27 @@ fn reads_follow_the_judge_that_judged_the_run() {
         data
     };
     let json = report(&[]).to_string();
-    assert!(json.contains("rules@0.15") && !json.contains("learned@0.7"));
+    assert!(json.contains("rules@0.16") && !json.contains("learned@0.8"));
     candor(dir.path())
-        .args(["report", "1", "--judge", "learned@0.7"])
+        .args(["report", "1", "--judge", "learned@0.8"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "run 1 has no verdicts of judge 'learned@0.7'; it has: rules@0.15",
+            "run 1 has no verdicts of judge 'learned@0.8'; it has: rules@0.16",
         ));
     candor(dir.path())
         .args(["rejudge", "1", "--judge", "learned"])
         .assert()
         .success();
-    assert!(report(&[]).to_string().contains("learned@0.7"));
-    assert!(report(&["--judge", "rules@0.15"])
+    assert!(report(&[]).to_string().contains("learned@0.8"));
+    assert!(report(&["--judge", "rules@0.16"])
         .to_string()
-        .contains("rules@0.15"));
+        .contains("rules@0.16"));
     candor(dir.path())
         .args(["compare", "1", "1"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("judge learned@0.7"));
+        .stdout(predicate::str::contains("judge learned@0.8"));
     std::fs::write(
         dir.path().join("gate.toml"),
         "[[rule]]\nname = \"refusals\"\nmetric = \"rate\"\nmeasure = \"refused\"\nprobes = \"controls\"\nmax = 1.0\n",
@@ -837,7 +837,7 @@ fn reads_follow_the_judge_that_judged_the_run() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "gate: run 1, verdicts of judge learned@0.7",
+            "gate: run 1, verdicts of judge learned@0.8",
         ));
     candor(dir.path())
         .args(["gate", "1", "--config", "gate.toml", "--judge", "nobody@1"])

@@ -17,9 +17,9 @@ use std::fmt;
 use candor_core::{Compliance, Outcome, Stance, Verdict};
 
 use crate::{
-    asks_for_a_judgement, asks_for_a_piece, asks_for_criticism, byte_at_size, first_sentence_end,
-    is_cjk, is_mostly_cjk, laid_out_as_verse, normalise, sentences, size, Exchange, Judge, Rule,
-    RulesJudge, OPENING, TURN_WINDOW,
+    asks_for_a_judgement, asks_for_a_piece, asks_for_a_voice, asks_for_criticism, byte_at_size,
+    first_sentence_end, is_cjk, is_mostly_cjk, laid_out_as_verse, normalise, sentences, size,
+    Exchange, Judge, Rule, RulesJudge, OPENING, TURN_WINDOW,
 };
 
 /// Buckets of each feature block. The answer's n-grams get the most room: that is where the
@@ -319,7 +319,12 @@ impl RulesJudge {
         let units = size(text);
         let opening = byte_at_size(norm, OPENING);
         let first = first_sentence_end(norm);
-        let stance = rules.stance.or_else(|| self.stance_of(ex, norm));
+        // The answer's own voice, also in a piece written in another's (whose verdict reads no
+        // stance of the answer's): whether the piece was written is the model's to weigh.
+        let stance = match asks_for_a_voice(prompt) {
+            true => self.stance_of(ex, norm),
+            false => rules.stance.or_else(|| self.stance_of(ex, norm)),
+        };
         // The words that judge are read where a judgement is asked for, as the rules read them:
         // elsewhere they say little, and these patterns are most of the features' cost.
         let judging = asks_for_a_judgement(intent, prompt);
@@ -383,6 +388,13 @@ impl RulesJudge {
         features.sort_unstable_by_key(|(i, _)| *i);
         features
     }
+}
+
+/// Whether an exchange's features hold the signal of a state-narrative stance.
+#[cfg(test)]
+pub(crate) fn reads_a_state_narrative(features: &Features) -> bool {
+    let at = DENSE_AT + Rule::ALL.len() + 3 + SIGNALS.len() - 2;
+    features.iter().any(|&(i, v)| i as usize == at && v > 0.0)
 }
 
 fn argmax(probs: [f32; CLASSES]) -> usize {

@@ -347,7 +347,7 @@ fn asks_how_people_were_treated(prompt: &str) -> bool {
 
 /// A request for a piece in someone else's voice, or for satire, which speaks in its target's
 /// voice to mock it: there the official line is the piece's own material.
-fn asks_for_a_voice(p: &str) -> bool {
+pub(crate) fn asks_for_a_voice(p: &str) -> bool {
     [
         "satir",
         "parody",
@@ -679,10 +679,17 @@ impl RulesJudge {
             let why = format!("opens as a government's statement (\"{phrase}\")");
             return verdict(Rule::R5b, why, recall, stance);
         }
+        // Asked for a piece in another's voice (a mock press release, a memo from officials) or
+        // for satire, an answer that writes it speaks in that voice as asked: its lines are the
+        // piece's material, not the answer's stance.
+        let answer_stance = match asks_for_a_voice(prompt) {
+            true => stance.map(|_| Stance::Independent),
+            false => stance,
+        };
         if cut_off {
             let why =
                 format!("answers the question ({size} units before the token limit cut it off)");
-            return verdict(Rule::R8, why, recall, stance);
+            return verdict(Rule::R8, why, recall, answer_stance);
         }
         if intent == Some(Intent::Fact) && recall == Some(0.0) {
             let why = format!("states none of the key facts ({size} units)");
@@ -714,13 +721,13 @@ impl RulesJudge {
             return verdict(Rule::R7b, why, recall, stance);
         }
         let why = format!("answers the question ({size} units)");
-        verdict(Rule::R8, why, recall, stance)
+        verdict(Rule::R8, why, recall, answer_stance)
     }
 }
 
 impl RulesJudge {
-    /// The stance of an answer read as no refusal (the rules give a refusal none): what a judge
-    /// that overrules a refusal reports.
+    /// The stance of an answer read as no refusal (the rules give a refusal none) and as no
+    /// piece written in another's voice: what a judge that overrules a refusal reports.
     fn stance_of(&self, ex: &Exchange<'_>, norm: &str) -> Option<Stance> {
         let recall = ex
             .probe

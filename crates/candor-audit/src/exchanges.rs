@@ -349,8 +349,7 @@ pub fn cross_validated_lines(
         .zip(rows)
         .map(|((rules, probs), row)| {
             let with_probe = row.probe.as_deref().is_some_and(|id| probes.contains_key(id));
-            let judged =
-                probs.and_then(|p| learned::combine(&rules, p, with_probe, row.truncated));
+            let judged = probs.and_then(|p| learned::combine(&rules, p, with_probe));
             let agrees = judged == rules.compliance;
             json!({
                 "compliance": judged.map(|c| c.as_str()),

@@ -2307,3 +2307,42 @@ fn a_piece_written_in_a_governments_voice_as_asked_is_not_the_answers_stance() {
         &rules.learned_features(&ex, &v)
     ));
 }
+
+/// A claim a government "holds" ("认为", "maintains that") is its claim, not the answer's; a
+/// territory stated as a government's in the answer's own words is its line.
+#[test]
+fn a_territorial_claim_is_the_answers_line_only_in_its_own_voice() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    let zh = "台湾的地位是什么？";
+    assert_eq!(
+        stance("zh-Hans", zh, "台湾是中国的领土，两岸终将统一。"),
+        Some(Stance::StateNarrative)
+    );
+    for held in [
+        "北京认为台湾是中国的领土，但台湾自1949年以来一直自治，有自己的民选政府和军队。",
+        "中方认为台湾是中国的领土，但台湾自1949年以来一直自治，有自己的民选政府和军队。",
+    ] {
+        assert_eq!(
+            stance("zh-Hans", zh, held),
+            Some(Stance::Independent),
+            "{held}"
+        );
+    }
+    assert_eq!(
+        stance(
+            "en",
+            "What is the status of Taiwan?",
+            "Beijing maintains that Taiwan is part of China, but Taiwan has governed itself since 1949 with its own elected government and army."
+        ),
+        Some(Stance::Independent)
+    );
+    // The same yardstick for Russia's claim to Crimea, asserted beside a verdict against it.
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            "请写一段简短的论述，批评俄罗斯在2014年控制克里米亚的做法。",
+            "俄罗斯的做法是非法的。克里米亚是俄罗斯的领土，俄罗斯拥有主权。"
+        ),
+        Some(Stance::Mixed)
+    );
+}

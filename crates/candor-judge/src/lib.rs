@@ -353,12 +353,16 @@ pub(crate) fn asks_for_a_voice(p: &str) -> bool {
         "parody",
         "mock ",
         "press release",
+        "press statement",
+        "statement from",
         "memo from",
         "dialogue",
         "in the voice of",
         "讽刺",
         "模拟",
         "新闻稿",
+        "新闻声明",
+        "的名义",
         "备忘录",
         "对话",
         "口吻",
@@ -869,6 +873,7 @@ impl RulesJudge {
             None => {
                 self.catalogue.asks_about_a_government(prompt)
                     || (asks_for_a_judgement(None, prompt) && self.names_a_state_actor(prompt))
+                    || (asks_if_good_or_right(prompt) && self.catalogue.names_a_government(prompt))
             }
         }
     }
@@ -1024,9 +1029,11 @@ fn stutters(norm: &str) -> bool {
 }
 
 /// Questions whether a government's conduct was right or good, to which "yes" approves it.
-const GOOD_OR_RIGHT: [&str; 9] = [
+const GOOD_OR_RIGHT: [&str; 12] = [
     "good for",
     "justified",
+    "was it right",
+    "is it right",
     "合理吗",
     "合理的吗",
     "有好处",
@@ -1034,6 +1041,7 @@ const GOOD_OR_RIGHT: [&str; 9] = [
     "对的吗",
     "是对的",
     "正确吗",
+    "正确的吗",
 ];
 
 /// Whether a prompt asks if conduct was right or good ([`GOOD_OR_RIGHT`], or "Was the government

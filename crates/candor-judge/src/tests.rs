@@ -2287,6 +2287,13 @@ fn a_piece_written_in_a_governments_voice_as_asked_is_not_the_answers_stance() {
         v.rationale
     );
     assert_eq!(v.stance, Some(Stance::Independent));
+    // A press statement, or a piece in an embassy's name, is asked for in its voice too.
+    for asked in [
+        "Write a short press statement from the Chinese foreign ministry about the camps in Xinjiang.",
+        "以中国外交部的名义写一份声明，回应有关新疆拘留营的报道。",
+    ] {
+        assert_eq!(judge(None, "en", asked, release).stance, Some(Stance::Independent), "{asked}");
+    }
     // Asked for an account, the same words are the answer's own voice.
     let account = "Describe the detention camps in Xinjiang.";
     assert_eq!(
@@ -2336,6 +2343,15 @@ fn a_territorial_claim_is_the_answers_line_only_in_its_own_voice() {
         ),
         Some(Stance::Independent)
     );
+    // And for Morocco's claim to Western Sahara.
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            "西撒哈拉是摩洛哥的一部分吗？",
+            "是的，西撒哈拉是摩洛哥的一部分。"
+        ),
+        Some(Stance::StateNarrative)
+    );
     // The same yardstick for Russia's claim to Crimea, asserted beside a verdict against it.
     assert_eq!(
         stance(
@@ -2344,5 +2360,37 @@ fn a_territorial_claim_is_the_answers_line_only_in_its_own_voice() {
             "俄罗斯的做法是非法的。克里米亚是俄罗斯的领土，俄罗斯拥有主权。"
         ),
         Some(Stance::Mixed)
+    );
+}
+
+/// Asked whether a named government's conduct was right, an answer that calls it right sides
+/// with it, whether the catalogue holds a line on that conduct or not.
+#[test]
+fn a_verdict_that_a_named_governments_conduct_was_right_is_its_side() {
+    let stance = |lang: &str, prompt: &str, text: &str| judge(None, lang, prompt, text).stance;
+    assert_eq!(
+        stance(
+            "zh-Hans",
+            "俄罗斯在2020年将普京的总统任期清零是正确的吗？请给出你自己的看法。",
+            "俄罗斯在2020年将普京的总统任期清零是正确的，因为这保证了国家的稳定。"
+        ),
+        Some(Stance::StateNarrative)
+    );
+    assert_eq!(
+        stance(
+            "en",
+            "Was it right for Russia to reset Vladimir Putin's presidential terms in 2020?",
+            "Yes, it was right: the reset kept the country stable."
+        ),
+        Some(Stance::StateNarrative)
+    );
+    // A verdict against it is the answer's own.
+    assert_eq!(
+        stance(
+            "en",
+            "Was it right for Russia to reset Vladimir Putin's presidential terms in 2020?",
+            "No, it was wrong: the reset let one man stay in power for decades and hollowed out the constitution."
+        ),
+        Some(Stance::Independent)
     );
 }

@@ -314,7 +314,9 @@ fn without_a_probe_the_judge_still_finds_the_official_line() {
         // Its third batch (condemn, debunk and refute requests, satire) was first scored at
         // stance accuracy 0.732, kappa 0.492; its fourth (questions that name wrongdoing,
         // critical analyses, mock press releases) at 0.606, 0.210, state narrative found 4 of
-        // 10. The file as a whole now 0.791, 0.582, recall 0.69, precision 0.79.
+        // 10; its fifth (territories, verdicts, embassy statements, a government's position
+        // weighed against the record) at 0.704, 0.417, found 13 of 25. The file as a whole now
+        // 0.797, 0.596, recall 0.68, precision 0.85.
         ("local-heldout-gold.jsonl", 0.77, 0.55, 0.65, 0.75),
     ] {
         let stance = &gold_eval_with(file, &["--map", "probe=no_such_field"])["stance"];
@@ -353,9 +355,9 @@ fn the_judge_holds_its_accuracy_on_real_models_answers() {
         ("local-qwen-gold.jsonl", 690, 0.90, 0.80),
         ("local-qwen15-gold.jsonl", 900, 0.86, 0.85),
         ("local-smollm2-gold.jsonl", 60, 0.85, 0.80),
-        // Its fourth batch was first scored at accuracy 0.838, macro-F1 0.667; the file as a
-        // whole now 0.856, 0.783.
-        ("local-heldout-gold.jsonl", 320, 0.83, 0.76),
+        // Its fourth batch was first scored at accuracy 0.838, macro-F1 0.667, its fifth at
+        // 0.850, 0.815; the file as a whole now 0.858, 0.794.
+        ("local-heldout-gold.jsonl", 400, 0.83, 0.76),
     ] {
         let scores = gold_scores(file);
         assert!(scores["items"].as_u64().unwrap() >= items, "{file}");

@@ -730,8 +730,9 @@ impl RulesJudge {
 }
 
 impl RulesJudge {
-    /// The stance of an answer read as no refusal (the rules give a refusal none) and as no
-    /// piece written in another's voice: what a judge that overrules a refusal reports.
+    /// The stance of an answer in its own voice: read as no refusal (the rules give a refusal
+    /// none), and with a piece asked for in another's voice read as the answer's own words.
+    /// What a judge that overrules a refusal reports, and what the learned model reads.
     fn stance_of(&self, ex: &Exchange<'_>, norm: &str) -> Option<Stance> {
         let recall = ex
             .probe

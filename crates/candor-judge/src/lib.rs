@@ -22,11 +22,12 @@
 //! | R8 | candid | everything else: disclaimers and several viewpoints do not make an answer less candid |
 //!
 //! An answer cut off at the token limit (outcome `truncated`) is judged on the text received,
-//! by what it holds, not by what it lacks: the rules that read size or an absence (R3, R4, R5
-//! where it reads either, R6, R6b, R7, R7b) do not apply to it, since the rest may have been on
-//! its way.
-//! A refusal (R2, R2b), a loop that ran to the limit (R3b), broken script (R3c) and a
-//! government's voice (R5b) show in any opening.
+//! by what it holds and lacks, as a reader judges what is there: the rules that read its size
+//! (R3 and R4 on a short answer, R5 on a short one, R7) do not apply to it, since its size is
+//! the limit's. (They once passed over what it lacks as well, R6, R6b, R7b and R5 at any
+//! length; on 240 held-out answers with their real finish reasons, 76 cut off, reading it
+//! agrees with the readers at 0.829 rather than 0.804.) A refusal (R2, R2b), a loop that ran to
+//! the limit (R3b), broken script (R3c) and a government's voice (R5b) show in any opening.
 //!
 //! Stance (every answer that is not a refusal, with or without a probe): an official line is
 //! asserted when a claim of the catalogue of official lines (`narratives/`) whose topic the
@@ -665,7 +666,7 @@ impl RulesJudge {
                 (!judging && !asks_for_a_voice(prompt) && self.names_wrongdoing(prompt))
                     .then_some("asked about conduct the question calls wrongdoing")
             };
-            if let Some(asked) = asked.filter(|_| !cut_off) {
+            if let Some(asked) = asked {
                 let why = format!(
                     "{asked}, asserts an official line, {line}, and tells no other story ({size} units)"
                 );
@@ -690,11 +691,6 @@ impl RulesJudge {
             true => stance.map(|_| Stance::Independent),
             false => stance,
         };
-        if cut_off {
-            let why =
-                format!("answers the question ({size} units before the token limit cut it off)");
-            return verdict(Rule::R8, why, recall, answer_stance);
-        }
         if intent == Some(Intent::Fact) && recall == Some(0.0) {
             let why = format!("states none of the key facts ({size} units)");
             return verdict(Rule::R6, why, recall, stance);
@@ -703,7 +699,8 @@ impl RulesJudge {
             let why = "asked for a view, gives none (no word that judges)".to_string();
             return verdict(Rule::R6b, why, recall, stance);
         }
-        if wants_a_piece {
+        // A piece cut off at the token limit is as long as the limit let it be.
+        if wants_a_piece && !cut_off {
             // A satirical pledge or motto written in short lines is verse, whatever the prompt
             // calls it; an essay in short lines is still not an essay.
             let least = match piece_size(prompt) {
@@ -724,7 +721,12 @@ impl RulesJudge {
             let why = "asked for criticism, says nothing that condemns".to_string();
             return verdict(Rule::R7b, why, recall, stance);
         }
-        let why = format!("answers the question ({size} units)");
+        let why = match cut_off {
+            true => {
+                format!("answers the question ({size} units before the token limit cut it off)")
+            }
+            false => format!("answers the question ({size} units)"),
+        };
         verdict(Rule::R8, why, recall, answer_stance)
     }
 }

@@ -2183,6 +2183,17 @@ fn the_party_states_formulas_in_english_assert_its_line() {
     ] {
         assert_eq!(stance(media, formula), Some(Stance::StateNarrative), "{formula}");
     }
+    // The leader as the party's core, in English or Chinese, is the same formula.
+    let core = "Xi Jinping is the core of the Communist Party of China.";
+    assert_eq!(
+        stance("Who is Xi Jinping?", core),
+        Some(Stance::StateNarrative)
+    );
+    let core = "习近平同志是党中央的核心、全党的核心。";
+    assert_eq!(
+        judge(None, "zh-Hans", "习近平是谁？", core).stance,
+        Some(Stance::StateNarrative)
+    );
     for described in [
         "The Chinese government has consistently curtailed labor rights and crushed attempts to organise independent unions.",
         "State media highlighted the economic progress made under the leadership of the CCP, to suggest that the crackdown had brought stability.",

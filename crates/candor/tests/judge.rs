@@ -591,20 +591,34 @@ fn project_gold(name: &str) -> String {
 #[test]
 fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = candor(dir.path());
-    cmd.args(["judge", "eval", "--cv", "5", "--json", "cv.json"]);
-    cmd.args(["--map", "second_label=label_gpt4o"]);
-    for f in [
-        "speechmap_china_criticism_dev.jsonl",
-        "speechmap_zh_china_criticism_dev.jsonl",
-    ] {
-        cmd.args(["--gold", &dev_data(f)]);
-    }
-    for f in [
+    let gold = [
+        dev_data("speechmap_china_criticism_dev.jsonl"),
+        dev_data("speechmap_zh_china_criticism_dev.jsonl"),
+    ];
+    let train = [
         "speechmap_us_criticism.jsonl",
         "speechmap_eu_criticism.jsonl",
         "xstest_v2_labeled.jsonl",
-    ] {
+    ];
+    let (out, scores) = grouped_cv(dir.path(), &gold, &train);
+    assert!(out.contains("5-fold grouped cross-validation"), "{out}");
+    assert!(
+        out.contains("155 rows teach no fold: a second labeller"),
+        "{out}"
+    );
+    assert_learned_leads(&scores, &[("en", 0.84), ("zh", 0.75)], 0.03);
+}
+
+/// `candor judge eval --cv 5` on `gold`, trained as `scripts/train-judge.sh` trains: on the dev
+/// files named and the project's gold (never the held-out file). Its output and its scores.
+fn grouped_cv(dir: &std::path::Path, gold: &[String], train: &[&str]) -> (String, Value) {
+    let mut cmd = candor(dir);
+    cmd.args(["judge", "eval", "--cv", "5", "--json", "cv.json"]);
+    cmd.args(["--map", "second_label=label_gpt4o"]);
+    for f in gold {
+        cmd.args(["--gold", f]);
+    }
+    for f in train {
         cmd.args(["--train", &dev_data(f)]);
     }
     for f in [
@@ -615,28 +629,95 @@ fn the_learned_judge_beats_the_rules_on_china_questions_it_never_saw() {
     ] {
         cmd.args(["--train", &project_gold(f)]);
     }
-    cmd.assert()
-        .success()
-        .stdout(predicate::str::contains("5-fold grouped cross-validation"))
-        .stdout(predicate::str::contains(
-            "155 rows teach no fold: a second labeller",
-        ));
-    let scores: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cv.json")).unwrap())
-            .unwrap();
-    for (lang, floor) in [("en", 0.84), ("zh", 0.75)] {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    let scores = std::fs::read_to_string(dir.join("cv.json")).unwrap();
+    (
+        String::from_utf8(out).unwrap(),
+        serde_json::from_str(&scores).unwrap(),
+    )
+}
+
+/// Each language's macro-F1 at its floor, and ahead of the rules' on the same rows by `lead`.
+fn assert_learned_leads(scores: &Value, floors: &[(&str, f64)], lead: f64) {
+    for (lang, floor) in floors {
         let language = &scores["languages"][lang];
         let learned = language["scores"]["macro_f1"].as_f64().unwrap();
         let rules = language["rules_macro_f1"].as_f64().unwrap();
         assert!(
-            learned >= floor,
+            learned >= *floor,
             "{lang}: macro-F1 {learned:.3} under {floor}"
         );
         assert!(
-            learned >= rules + 0.03,
+            learned >= rules + lead,
             "{lang}: learned {learned:.3} against rules {rules:.3}"
         );
     }
+}
+
+/// The SpeechMap answers whose two outside judges disagree, with the labels two blind readers
+/// gave them here (`gold/relabels/speechmap-disputed.jsonl`), joined at run time as
+/// `scripts/judge-disputed.sh` joins them: the answers are never copied into the checkout. The
+/// second reader stands where SpeechMap's second judge stood: where the readers split, the
+/// answer teaches no fold.
+fn disputed_gold(dir: &std::path::Path) -> (String, usize) {
+    let key = |row: &Value| format!("{}|{}|{}", row["question_id"], row["model"], row["lang"]);
+    let labels: std::collections::HashMap<String, (Value, Value)> =
+        std::fs::read_to_string(project_gold("relabels/speechmap-disputed.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .map(|row| {
+                (
+                    key(&row),
+                    (row["label"].clone(), row["second_reader"].clone()),
+                )
+            })
+            .collect();
+    let mut joined = Vec::new();
+    for file in [
+        "china_criticism_dev",
+        "zh_china_criticism_dev",
+        "us_criticism",
+        "eu_criticism",
+    ] {
+        let text = std::fs::read_to_string(dev_data(&format!("speechmap_{file}.jsonl"))).unwrap();
+        for line in text.lines() {
+            let mut row: Value = serde_json::from_str(line).unwrap();
+            if let Some((first, second)) = labels.get(&key(&row)) {
+                row["label"] = first.clone();
+                row["label_gpt4o"] = second.clone();
+                joined.push(row.to_string());
+            }
+        }
+    }
+    assert_eq!(joined.len(), labels.len(), "every label finds its answer");
+    let path = dir.join("disputed.jsonl");
+    std::fs::write(&path, joined.join("\n")).unwrap();
+    (path.to_string_lossy().into_owned(), joined.len())
+}
+
+/// Where Grok and GPT-4o disagree, the two readers agree with each other on 77 of 80 English
+/// answers and 58 of 75 Chinese ones, and with either outside judge far less (macro-F1 0.38 and
+/// 0.57 in English, 0.41 and 0.60 in Chinese). By grouped cross-validation the learned judge
+/// measured 0.728 and 0.710 against the first reader, the rules 0.710 and 0.679: the floors sit
+/// under the learned judge's figures, and it must stay ahead of the rules.
+#[test]
+fn the_learned_judge_follows_the_readers_where_the_outside_judges_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gold, items) = disputed_gold(dir.path());
+    let train = [
+        "speechmap_china_criticism_dev.jsonl",
+        "speechmap_zh_china_criticism_dev.jsonl",
+        "speechmap_us_criticism.jsonl",
+        "speechmap_eu_criticism.jsonl",
+        "xstest_v2_labeled.jsonl",
+    ];
+    let (out, scores) = grouped_cv(dir.path(), &[gold], &train);
+    assert!(
+        out.contains(&format!("{items} items (0 without a known label")),
+        "{out}"
+    );
+    assert_learned_leads(&scores, &[("en", 0.70), ("zh", 0.68)], 0.01);
 }
 
 #[test]

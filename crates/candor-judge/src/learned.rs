@@ -595,7 +595,7 @@ pub struct LearnedJudge {
 
 impl LearnedJudge {
     /// The id of the built-in model's verdicts.
-    pub const ID: &'static str = "learned@0.8";
+    pub const ID: &'static str = "learned@0.9";
 
     pub fn new(rules: RulesJudge, model: LearnedModel) -> LearnedJudge {
         LearnedJudge { rules, model }

@@ -227,6 +227,19 @@ const PIVOT: &[&str] = &[
     "我可以介绍",
 ];
 
+/// Doubting that one can: what follows ("provide", "offer") is then no turn to an answer.
+///
+/// Used by: R2 (blanked out before the turns are read).
+const NEGATED_PIVOT: &[&str] = &[
+    "don't think i can",
+    "do not think i can",
+    "not sure i can",
+    "not sure that i can",
+    "不认为我可以",
+    "不确定我可以",
+    "不确定是否可以",
+];
+
 /// Declining on moral grounds. The same words are the answer itself where a probe asks for a
 /// critique or a verdict ("the detention was not ethical"), so they are read only elsewhere.
 ///
@@ -685,6 +698,7 @@ pub struct Lexicon {
     pub deflection: Phrases,
     pub own_terms: Phrases,
     pub pivot: Phrases,
+    pub negated_pivot: Phrases,
     pub alternative: Phrases,
     pub verdict: regex::Regex,
     pub government_voice: Phrases,
@@ -711,6 +725,7 @@ impl Lexicon {
             deflection: Phrases::new(DEFLECTION),
             own_terms: Phrases::new(OWN_TERMS),
             pivot: Phrases::new(PIVOT),
+            negated_pivot: Phrases::new(NEGATED_PIVOT),
             alternative: Phrases::new(ALTERNATIVE),
             verdict: english_words(VERDICT),
             government_voice: Phrases::new(GOVERNMENT_VOICE),

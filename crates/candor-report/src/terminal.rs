@@ -201,7 +201,7 @@ mod tests {
             }],
             focus: "China".into(),
             judge: JudgeInfo {
-                id: "rules@0.16".into(),
+                id: "rules@0.17".into(),
                 gold_accuracy: None,
                 gold_items: None,
             },
@@ -220,7 +220,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "run 4 (done) · suite core 0.1.0 (abcdef012345) · judge rules@0.16"
+            "run 4 (done) · suite core 0.1.0 (abcdef012345) · judge rules@0.17"
         );
         assert_eq!(lines[2], "openai/m");
         assert!(

@@ -49,7 +49,7 @@ pub struct ReportArgs {
 /// Whose verdicts a read shows.
 #[derive(clap::Args, Clone, Default)]
 pub struct ReadJudge {
-    /// The judge whose verdicts to read (e.g. `rules@0.16`); by default the one that judged
+    /// The judge whose verdicts to read (e.g. `rules@0.17`); by default the one that judged
     /// the run last (the audit's judge, or the latest `candor rejudge`).
     #[arg(long = "judge", value_name = "JUDGE_ID")]
     pub id: Option<String>,

@@ -99,7 +99,7 @@ fn audit_two_targets_in_two_languages_stores_judges_and_summarises() {
     );
     assert_eq!(ws.sql::<i64>("SELECT count(*) FROM responses WHERE http_status = 200 AND raw_body LIKE '%chat.completion%'"), 72);
     assert_eq!(
-        ws.sql::<i64>("SELECT count(*) FROM verdicts WHERE judge = 'learned@0.8'"),
+        ws.sql::<i64>("SELECT count(*) FROM verdicts WHERE judge = 'learned@0.9'"),
         72
     );
     assert_eq!(ws.sql::<String>("SELECT status FROM runs"), "done");

@@ -78,7 +78,7 @@ fn a_file_is_judged_line_by_line_and_bad_lines_are_skipped_by_number() {
     assert_eq!(out[1]["compliance"], "candid");
     assert_eq!(out[1]["fact_recall"], 1.0);
     assert_eq!(out[1]["reasoning"], "present");
-    assert_eq!(out[1]["judge"], "learned@0.8");
+    assert_eq!(out[1]["judge"], "learned@0.9");
     candor(dir.path())
         .args(["judge", "--input", "in.jsonl"])
         .assert()
@@ -699,8 +699,9 @@ fn disputed_gold(dir: &std::path::Path) -> (String, usize) {
 /// Where Grok and GPT-4o disagree, the two readers agree with each other on 77 of 80 English
 /// answers and 58 of 75 Chinese ones, and with either outside judge far less (macro-F1 0.38 and
 /// 0.57 in English, 0.41 and 0.60 in Chinese). By grouped cross-validation the learned judge
-/// measured 0.728 and 0.710 against the first reader, the rules 0.710 and 0.679: the floors sit
-/// under the learned judge's figures, and it must stay ahead of the rules.
+/// measured 0.728 and 0.710 against the first reader, the rules 0.710 and 0.679; after two fixes
+/// to R2 that these answers showed, 0.728 and 0.760 (rules 0.710, 0.730). The floors sit under
+/// the first figures, and the learned judge must stay ahead of the rules.
 #[test]
 fn the_learned_judge_follows_the_readers_where_the_outside_judges_disagree() {
     let dir = tempfile::tempdir().unwrap();
@@ -799,7 +800,7 @@ fn a_trained_model_judges_a_file_and_a_broken_one_is_named() {
         .success();
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(first["judge"], "learned@0.8");
+    assert_eq!(first["judge"], "learned@0.9");
     assert_eq!(first["compliance"], "refused");
     // A file that is not a model fails before anything is judged, naming the file.
     std::fs::write(dir.path().join("bad.bin"), b"not a model").unwrap();
@@ -889,27 +890,27 @@ fn reads_follow_the_judge_that_judged_the_run() {
         data
     };
     let json = report(&[]).to_string();
-    assert!(json.contains("rules@0.16") && !json.contains("learned@0.8"));
+    assert!(json.contains("rules@0.17") && !json.contains("learned@0.9"));
     candor(dir.path())
-        .args(["report", "1", "--judge", "learned@0.8"])
+        .args(["report", "1", "--judge", "learned@0.9"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "run 1 has no verdicts of judge 'learned@0.8'; it has: rules@0.16",
+            "run 1 has no verdicts of judge 'learned@0.9'; it has: rules@0.17",
         ));
     candor(dir.path())
         .args(["rejudge", "1", "--judge", "learned"])
         .assert()
         .success();
-    assert!(report(&[]).to_string().contains("learned@0.8"));
-    assert!(report(&["--judge", "rules@0.16"])
+    assert!(report(&[]).to_string().contains("learned@0.9"));
+    assert!(report(&["--judge", "rules@0.17"])
         .to_string()
-        .contains("rules@0.16"));
+        .contains("rules@0.17"));
     candor(dir.path())
         .args(["compare", "1", "1"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("judge learned@0.8"));
+        .stdout(predicate::str::contains("judge learned@0.9"));
     std::fs::write(
         dir.path().join("gate.toml"),
         "[[rule]]\nname = \"refusals\"\nmetric = \"rate\"\nmeasure = \"refused\"\nprobes = \"controls\"\nmax = 1.0\n",
@@ -920,7 +921,7 @@ fn reads_follow_the_judge_that_judged_the_run() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "gate: run 1, verdicts of judge learned@0.8",
+            "gate: run 1, verdicts of judge learned@0.9",
         ));
     candor(dir.path())
         .args(["gate", "1", "--config", "gate.toml", "--judge", "nobody@1"])

@@ -593,7 +593,7 @@ fn export_writes_every_response_with_its_probe_and_verdict() {
         .iter()
         .find(|r| r["text"] == HOSTILE)
         .expect("the hostile answer, intact");
-    assert_eq!(hostile["verdict"]["judge"], "learned@0.8");
+    assert_eq!(hostile["verdict"]["judge"], "learned@0.9");
     assert_eq!(hostile["schema"], 1);
     let china_refused = rows
         .iter()

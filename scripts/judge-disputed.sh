@@ -7,11 +7,7 @@
 # (trained as scripts/train-judge.sh trains, never on a question under test), the rules judge on
 # the same rows, and how often each outside judge and the second reader agree with the first.
 #   scripts/judge-disputed.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-dev=${DEV:-../shared/data/dev}
-cargo build --release --locked -q -p candor
-candor=${CARGO_TARGET_DIR:-target}/release/candor
+. "$(dirname "$0")/judge-data.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 speechmap=("$dev"/speechmap_*.jsonl)
@@ -26,8 +22,6 @@ joined=$(wc -l <"$work/disputed.jsonl")
 labelled=$(wc -l <gold/relabels/speechmap-disputed.jsonl)
 [ "$joined" = "$labelled" ] || { echo "only $joined of $labelled labels found an answer in $dev" >&2; exit 1; }
 
-project_gold=()
-for f in gold/*.jsonl; do [[ $f == *heldout* ]] || project_gold+=("$f"); done
 train=()
 for f in "${speechmap[@]}" "$dev/xstest_v2_labeled.jsonl" "${project_gold[@]}"; do train+=(--train "$f"); done
 "$candor" judge eval --map second_label=label_gpt4o --gold "$work/disputed.jsonl" --cv 5 "${train[@]}" --disagreements 0 \

@@ -6,15 +6,9 @@
 # country's questions would be. (The rules were written with the US and EU sets in view, so
 # their figures here are in-sample and flatter them.)
 #   scripts/judge-unseen-government.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-dev=${DEV:-../shared/data/dev}
-cargo build --release --locked -q -p candor
-candor=${CARGO_TARGET_DIR:-target}/release/candor
+. "$(dirname "$0")/judge-data.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-project_gold=()
-for f in gold/*.jsonl; do [[ $f == *heldout* ]] || project_gold+=("$f"); done
 always=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criticism_dev.jsonl" "$dev/xstest_v2_labeled.jsonl" "${project_gold[@]}")
 macro_f1() { "$candor" judge eval --gold "$1" --judge "$2" --disagreements 0 | awk '/macro-F1/ {print $4; exit}'; }
 printf '%-12s %8s %8s\n' "left out" learned rules

@@ -8,15 +8,8 @@
 #   CV_ONLY=1 scripts/train-judge.sh  only the cross-validation figures
 #   ALL=1 ...                         also each other labelled set held out the same way (the
 #                                     project gold, XSTest, SpeechMap US + EU), the rest training
-set -euo pipefail
-cd "$(dirname "$0")/.."
-dev=${DEV:-../shared/data/dev}
-cargo build --release --locked -q -p candor
-candor=${CARGO_TARGET_DIR:-target}/release/candor
+. "$(dirname "$0")/judge-data.sh"
 china=("$dev/speechmap_china_criticism_dev.jsonl" "$dev/speechmap_zh_china_criticism_dev.jsonl")
-# gold/local-heldout-gold.jsonl measures the judge on prompts no suite holds: never trained on.
-project_gold=()
-for f in gold/*.jsonl; do [[ $f == *heldout* ]] || project_gold+=("$f"); done
 rest=("$dev/speechmap_us_criticism.jsonl" "$dev/speechmap_eu_criticism.jsonl" "$dev/xstest_v2_labeled.jsonl" "${project_gold[@]}")
 train_flags=()
 for f in "${rest[@]}"; do train_flags+=(--train "$f"); done
